@@ -1,0 +1,83 @@
+"""The one entry point: ``run(workload, hardware, mapping=None, mode="fused") -> Result``."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stream.allocation import Allocation, allocate
+from stream.cost import CostModel
+from stream.hardware import Accelerator, load_hardware
+from stream.mapping import Mapping, load_mapping, plan_layers
+from stream.results import Result, summarize
+from stream.simulation import Trace, simulate
+from stream.tiling import MODES, CNGraph, tile
+from stream.workload import Workload, load_workload
+
+INPUTS = Path(__file__).resolve().parent.parent / "inputs"
+DEFAULT_WORKLOAD = INPUTS / "workloads" / "resnet18.yaml"
+DEFAULT_HARDWARE = INPUTS / "hardware" / "quad_core.yaml"
+DEFAULT_MAPPING = INPUTS / "mappings" / "quad_core.yaml"
+
+
+@dataclass
+class Run:
+    """Every intermediate value of one run, for scripts that want more than the Result."""
+
+    workload: Workload
+    accelerator: Accelerator
+    mapping: Mapping | None
+    cngraph: CNGraph
+    allocation: Allocation
+    trace: Trace
+    result: Result
+    seconds: dict[str, float] = field(default_factory=dict)  # per pipeline step
+
+
+def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy") -> Result:
+    """Simulate ``workload`` on ``hardware``; each may be a loaded object or a file path."""
+    return run_detailed(workload, hardware, mapping, mode, allocator).result
+
+
+def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy") -> Run:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    seconds = {}
+    t0 = time.perf_counter()
+    workload = workload if isinstance(workload, Workload) else load_workload(workload)
+    accelerator = hardware if isinstance(hardware, Accelerator) else load_hardware(hardware)
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
+    plans = plan_layers(workload, accelerator, mapping)
+    t1 = time.perf_counter()
+    cngraph = tile(workload, plans, mode)
+    t2 = time.perf_counter()
+    costs = CostModel(accelerator).table(cngraph)
+    for cn in range(cngraph.num_cns):  # fill the table now so its time is its own step
+        for core_id in _options(cngraph, cn):
+            costs.get(cn, core_id)
+    t3 = time.perf_counter()
+    allocation = allocate(cngraph, costs, allocator)
+    t4 = time.perf_counter()
+    trace = simulate(cngraph, allocation, costs, accelerator)
+    result = summarize(trace, warnings=workload.warnings)
+    t5 = time.perf_counter()
+    seconds = {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2, "allocation": t4 - t3,
+               "simulation": t5 - t4, "total": t5 - t0}
+    return Run(workload, accelerator, mapping, cngraph, allocation, trace, result, seconds)
+
+
+def _options(cngraph: CNGraph, cn: int) -> tuple[int, ...]:
+    plan = cngraph.plans[cngraph.layer_of(cn).name]
+    return plan.candidates if plan.pinned is None else (plan.pinned[int(cngraph.piece[cn])],)
+
+
+def resolve_inputs(workload=None, hardware=None, mapping=None):
+    """The bundled default (ResNet-18 on the quad-core system) for whatever is not given."""
+    if workload is None and hardware is None:
+        return DEFAULT_WORKLOAD, DEFAULT_HARDWARE, (DEFAULT_MAPPING if mapping is None else mapping)
+    if workload is None or hardware is None:
+        raise ValueError("give both a workload and a hardware file, or neither for the bundled default")
+    return os.fspath(workload), os.fspath(hardware), mapping

@@ -1,0 +1,192 @@
+"""Command line: ``stream run | validate | inspect``.
+
+Bad input prints one ``error:`` line naming the file, key and expected form, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from stream.errors import StreamError
+
+EXIT_INPUT_ERROR = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return args.func(args)
+    except StreamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="simulate a workload on an accelerator (default: ResNet-18 on quad_core)")
+    run.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
+    run.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
+    run.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
+    run.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
+    run.add_argument("--out", "-o", help="directory for result.json and plots")
+    run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser("validate", help="check input files (workload, hardware, core, mapping)")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    inspect = sub.add_parser("inspect", help="print a workload's layer table")
+    inspect.add_argument("workload")
+    inspect.set_defaults(func=cmd_inspect)
+    return parser
+
+
+# -- run ------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from stream.api import resolve_inputs, run_detailed
+
+    try:
+        workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    outcome = run_detailed(workload, hardware, mapping, mode=args.mode)
+    result = outcome.result
+    if args.out:
+        from stream.viz import gantt
+
+        out = Path(args.out)
+        result.save(out / "result.json")
+        gantt(outcome.trace, out / "gantt.png")
+        gantt(outcome.trace, out / "gantt.pdf")
+    if not args.quiet:
+        print(format_summary(result))
+        if args.out:
+            print(f"\nwrote {Path(args.out) / 'result.json'}, gantt.png, gantt.pdf")
+    return 0
+
+
+def format_summary(result) -> str:
+    e = result.energy_pj
+    lines = [
+        f"{result.workload} on {result.hardware}: {result.mode}, {result.allocator} allocation",
+        f"  compute nodes     {result.num_cns:,} ({result.num_edges:,} dependencies)",
+        f"  latency           {result.latency_cycles:,} cycles = {_si(result.latency_s, 's')} "
+        f"at {_si(result.clock_hz, 'Hz')}",
+        f"  energy            {_si(e['total'] * 1e-12, 'J')}",
+    ]
+    for part in ("mac", "onchip_memory", "offchip_memory", "interconnect"):
+        share = e[part] / e["total"] if e["total"] else 0.0
+        lines.append(f"    {part:<15} {_si(e[part] * 1e-12, 'J'):>10}  {share:6.1%}")
+    lines.append(f"  DRAM traffic      read {_bytes(result.dram_traffic_bytes['read'])}, "
+                 f"write {_bytes(result.dram_traffic_bytes['write'])}")
+    lines.append("  peak memory       (per core top memory: peak / capacity)")
+    for key, peak in result.peak_memory_bytes.items():
+        lines.append(f"    {key:<28} {_bytes(peak):>10} / {_bytes(result.memory_capacity_bytes[key])}")
+    for warning in result.warnings:
+        lines.append(f"  warning: {warning}")
+    return "\n".join(lines)
+
+
+def _si(value: float, unit: str) -> str:
+    for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"), (1e-6, "u"),
+                           (1e-9, "n"), (1e-12, "p")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"0 {unit}"
+
+
+def _bytes(n: int) -> str:
+    for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= factor:
+            return f"{n / factor:.2f} {unit}"
+    return f"{n} B"
+
+
+# -- validate -------------------------------------------------------------------------
+
+
+def cmd_validate(args) -> int:
+    failures = 0
+    for file in args.files:
+        try:
+            kind, summary, warnings = _validate_one(file)
+        except StreamError as exc:
+            failures += 1
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        print(f"ok  {file}: {kind} ({summary})")
+        for warning in warnings:
+            print(f"    warning: {warning}")
+    return EXIT_INPUT_ERROR if failures else 0
+
+
+def _validate_one(file: str):
+    from stream.spec import load_yaml
+
+    if file.lower().endswith(".onnx"):
+        from stream.workload import load_workload
+
+        w = load_workload(file)
+        return "workload", f"{len(w)} layers, {w.macs:,} MACs", w.warnings
+    data, _ = load_yaml(file)
+    if isinstance(data, dict) and "cores" in data:
+        from stream.hardware import load_hardware
+
+        acc = load_hardware(file)
+        return "hardware", f"{len(acc.cores)} cores, {len(acc.links)} links", ()
+    if isinstance(data, dict) and ("memories" in data or "operational_array" in data):
+        from stream.hardware import load_core
+
+        core = load_core(file, 0)
+        return "core", f"{core.array.units} MAC units, {len(core.memories)} memories", ()
+    entries = data.get("layers", []) if isinstance(data, dict) else data
+    if isinstance(entries, list) and any(isinstance(e, dict) and "equation" in e for e in entries):
+        from stream.workload import load_workload
+
+        w = load_workload(file)
+        return "workload", f"{len(w)} layers, {w.macs:,} MACs", w.warnings
+    from stream.mapping import load_mapping
+
+    m = load_mapping(file)
+    return "mapping", f"{len(m.rules)} rules, {len(m.fusion_groups)} fusion groups", ()
+
+
+# -- inspect --------------------------------------------------------------------------
+
+
+def cmd_inspect(args) -> int:
+    from stream.workload import load_workload
+
+    workload = load_workload(args.workload)
+    print(f"{workload.name}: {len(workload)} layers, {workload.macs:,} MACs")
+    header = f"{'layer':<28} {'type':<18} {'MACs':>14}  {'O B':>10} {'inputs B':>12}  dims / sources"
+    print(header)
+    print("-" * len(header))
+    for layer in workload.layers:
+        dims = " ".join(f"{d}{n}" for d, n in zip(layer.dims, layer.sizes))
+        inputs = ", ".join(f"{op.name}={layer.footprint_bits(op.name) // 8}" for op in layer.inputs)
+        sources = ", ".join(f"{op.name}<-{s.layer}" for op in layer.inputs for s in op.sources) or "DRAM"
+        print(f"{layer.name[:28]:<28} {layer.op_type[:18]:<18} {layer.macs:>14,}  "
+              f"{layer.footprint_bits(layer.output.name) // 8:>10,} {inputs:>12}  {dims} | {sources}")
+    for warning in workload.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

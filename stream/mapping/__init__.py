@@ -1,0 +1,122 @@
+"""Mappings: which cores may run each layer and how each layer splits.
+
+``load_mapping(path)`` reads a file; ``plan_layers(workload, accelerator, mapping)``
+resolves it (or a default when there is none) into one :class:`LayerPlan` per layer,
+checked against the workload and the hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stream.errors import InputError
+from stream.hardware.ir import Accelerator
+from stream.mapping.ir import FusionGroup, LayerRule, Mapping, TileSpec
+from stream.mapping.loader import load_mapping
+from stream.workload.ir import DimKind, Layer, Workload
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """A layer's resolved mapping: candidate cores, pinned cores and splits."""
+
+    layer: str
+    candidates: tuple[int, ...]  # cores allowed to run any piece
+    pinned: tuple[int, ...] | None  # core per inter-core piece, when the mapping fixes them
+    inter_core: tuple[tuple[str, int], ...]  # (dim, pieces): parallel pieces for different cores
+    intra_core: tuple[TileSpec, ...]  # sequential pieces on one core (the fusion granularity)
+
+
+def plan_layers(workload: Workload, accelerator: Accelerator, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
+    """Resolve ``mapping`` for every layer; without one, use :func:`default_plan`."""
+    if mapping is None:
+        return {l.name: default_plan(l, accelerator) for l in workload.layers}
+    file = mapping.source_file or "<mapping>"
+    if mapping.strict:
+        known = {l.name for l in workload.layers} | {l.op_type for l in workload.layers} | {"default"}
+        for rule in mapping.rules:
+            if rule.selector not in known:
+                raise InputError(file, rule.where.split(": ", 1)[-1] + ".name",
+                                 "a layer name, an operator type of the workload, or 'default'", rule.selector)
+    plans = {}
+    for layer in workload.layers:
+        rule = mapping.rule_for(layer)
+        plans[layer.name] = default_plan(layer, accelerator) if rule is None else _plan(layer, rule, accelerator, mapping)
+    return plans
+
+
+def default_plan(layer: Layer, accelerator: Accelerator) -> LayerPlan:
+    """Cores made for this operator (listing it) if any, else every general compute core."""
+    special = tuple(c.id for c in accelerator.compute_cores
+                    if c.operator_types is not None and layer.op_type in c.operator_types)
+    general = tuple(c.id for c in accelerator.compute_cores if c.operator_types is None)
+    candidates = special or general
+    if not candidates:
+        raise InputError(accelerator.source_file, "cores",
+                         f"a compute core that supports operator type {layer.op_type!r} (layer {layer.name})")
+    return LayerPlan(layer.name, candidates, None, (), ())
+
+
+def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapping) -> LayerPlan:
+    file, key = (rule.where.split(": ", 1) + [""])[:2] if rule.where else (mapping.source_file, "")
+
+    def error(sub: str, expected: str, got: object = ..., note: str = "") -> InputError:
+        return InputError(file, f"{key}.{sub}" if key else sub, expected, got,
+                          note or f"layer {layer.name}")
+
+    cores = rule.core_allocation or default_plan(layer, accelerator).candidates
+    for i, core_id in enumerate(cores):
+        if core_id not in accelerator.core_ids:
+            raise error(f"core_allocation[{i}]", f"a core id of {accelerator.name} {list(accelerator.core_ids)}", core_id)
+        if not accelerator.core(core_id).supports(layer.op_type):
+            raise error(f"core_allocation[{i}]", f"a compute core that supports {layer.op_type!r}", core_id)
+
+    inter = []
+    for spec in rule.inter_core_tiling:
+        dim = _resolve(layer, spec.dim, mapping.strict, lambda: error("inter_core_tiling", f"a dim of the layer {list(layer.dims)}", spec.dim))
+        if dim is None:
+            continue
+        if layer.kind(dim) is not DimKind.PARALLEL:
+            raise error("inter_core_tiling", "a parallel dim (reduction and sequential dims stay on one core)", spec.dim)
+        if spec.count is not None and spec.count > layer.size(dim):
+            raise error("inter_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
+        default = len(set(cores)) if not rule.allocation_is_fixed else len(cores)
+        inter.append((dim, spec.pieces(layer.size(dim), default)))
+
+    pinned = None
+    if rule.allocation_is_fixed:
+        pinned = tuple(cores)
+        if not inter and len(cores) > 1:
+            # the field's convention: a fixed list of n cores splits the output channels n ways
+            dim = next((d for d in ("K", "G") if layer.has_dim(d)), None) or next(
+                (d for d, k, n in zip(layer.dims, layer.kinds, layer.sizes) if k is DimKind.PARALLEL and n >= len(cores)), None)
+            if dim is None:
+                raise error("core_allocation", f"at most as many cores as the layer can be split ({max(layer.sizes)})", len(cores))
+            inter = [(dim, min(len(cores), layer.size(dim)))]
+        n_pieces = 1
+        for _, n in inter:
+            n_pieces *= n
+        if len(cores) not in (1, n_pieces):
+            raise error("core_allocation", f"one core, or one core per inter-core piece ({n_pieces})", list(cores))
+        pinned = pinned * n_pieces if len(cores) == 1 else pinned
+
+    intra = []
+    for spec in rule.intra_core_tiling:
+        dim = _resolve(layer, spec.dim, mapping.strict, lambda: error("intra_core_tiling", f"a dim of the layer {list(layer.dims)}", spec.dim))
+        if dim is not None:
+            if spec.count is not None and spec.count > layer.size(dim):
+                raise error("intra_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
+            intra.append(TileSpec(dim, spec.count, spec.tile))
+    return LayerPlan(layer.name, tuple(dict.fromkeys(cores)), pinned, tuple(inter), tuple(intra))
+
+
+def _resolve(layer: Layer, name: str, strict: bool, error) -> str | None:
+    """A mapping dim name on this layer (aliases too); None when a template skips it."""
+    if layer.has_dim(name):
+        return layer.resolve_dim(name)
+    if strict:
+        raise error()
+    return None
+
+
+__all__ = ["FusionGroup", "LayerPlan", "LayerRule", "Mapping", "TileSpec", "default_plan", "load_mapping", "plan_layers"]

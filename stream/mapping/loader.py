@@ -1,0 +1,125 @@
+"""Mapping YAML in the field's two dialects and ours.
+
+* classic (a top-level list of rules): ``core_allocation: [0, 1]``,
+  ``intra_core_tiling: ["OY, all"]``, ``inter_core_tiling: ["K, *"]``,
+  ``core_allocation_is_fixed``;
+* newer (``layers:`` + ``fused_groups:``): ``core_allocation: [[0, 1]]``,
+  ``inter_core_tiling: [[{dim: D6, split: 4}]]``, group ``intra_core_tiling:
+  [{dim: Conv.D0, tile: 1}]``;
+* ours: ``{version: 1, layers: [...], fusion_groups: [...]}`` accepting either entry form.
+
+``"OY, all"`` is one element per piece, ``"OY, 8"`` eight pieces, ``{tile: n}`` pieces of
+n elements, ``"K, *"`` a count chosen by the allocator. The field's files are templates:
+a rule naming a dim that a layer lacks is skipped there; in our format it is an error.
+"""
+
+from __future__ import annotations
+
+from stream.mapping.ir import FusionGroup, LayerRule, Mapping, TileSpec
+from stream.spec import (
+    Where, check_keys, expect_bool, expect_dict, expect_int, expect_list, expect_str, load_yaml, split_pair,
+)
+
+RULE_KEYS = ("name", "core_allocation", "core_allocation_is_fixed", "intra_core_tiling", "inter_core_tiling")
+
+
+def load_mapping(path) -> Mapping:
+    data, where = load_yaml(path)
+    strict = False
+    groups_raw = []
+    if isinstance(data, dict):
+        if "version" in data:
+            check_keys(data, where, required=("version",), optional=("layers", "fusion_groups"))
+            if data["version"] != 1:
+                raise (where / "version").error("1", data["version"])
+            strict = True
+            groups_key = "fusion_groups"
+        else:
+            check_keys(data, where, required=("layers",), optional=("fused_groups",))
+            groups_key = "fused_groups"
+        rules_raw = expect_list(data.get("layers") or [], where / "layers")
+        rules_where = where / "layers"
+        groups_raw = expect_list(data.get(groups_key) or [], where / groups_key)
+        groups_where = where / groups_key
+    else:
+        rules_raw = expect_list(data, where)
+        rules_where = where
+    rules = tuple(_rule(raw, rules_where / i) for i, raw in enumerate(rules_raw))
+    seen = set()
+    for i, rule in enumerate(rules):
+        if rule.selector in seen:
+            raise (rules_where / i / "name").error("each layer name or operator type once", rule.selector)
+        seen.add(rule.selector)
+    groups = tuple(_group(raw, groups_where / i) for i, raw in enumerate(groups_raw)) if groups_raw else ()
+    return Mapping(rules, groups, strict=strict, source_file=str(path))
+
+
+def _rule(raw, where: Where) -> LayerRule:
+    raw = expect_dict(raw, where)
+    check_keys(raw, where, required=("name",), optional=RULE_KEYS)
+    selector = expect_str(str(raw["name"]), where / "name")
+    cores = _core_allocation(raw.get("core_allocation", []), where / "core_allocation")
+    fixed = expect_bool(raw.get("core_allocation_is_fixed", False), where / "core_allocation_is_fixed")
+    return LayerRule(
+        selector=selector,
+        core_allocation=cores,
+        allocation_is_fixed=fixed,
+        inter_core_tiling=_tilings(raw.get("inter_core_tiling", []), where / "inter_core_tiling", "split"),
+        intra_core_tiling=_tilings(raw.get("intra_core_tiling", []), where / "intra_core_tiling", "tile"),
+        where=f"{where.file}: {where.path}",
+    )
+
+
+def _core_allocation(raw, where: Where) -> tuple[int, ...]:
+    items = expect_list(raw, where)
+    if items and all(isinstance(i, list) for i in items):
+        # newer dialect: a list of allocation options; one option is all we model
+        if len(items) != 1:
+            raise where.error("one list of cores", raw, note="several allocation options are not supported")
+        items, where = items[0], where / 0
+    return tuple(expect_int(c, where / i, minimum=0) for i, c in enumerate(items))
+
+
+def _tilings(raw, where: Where, size_key: str) -> tuple[TileSpec, ...]:
+    items = expect_list(raw, where)
+    if items and all(isinstance(i, list) for i in items):
+        if len(items) != 1:
+            raise where.error("one list of tilings", raw, note="several tiling options are not supported")
+        items, where = items[0], where / 0
+    return tuple(_tiling(item, where / i, size_key) for i, item in enumerate(items))
+
+
+def _tiling(item, where: Where, size_key: str) -> TileSpec:
+    if isinstance(item, dict):
+        check_keys(item, where, required=("dim",), optional=("split", "tile", "count"))
+        dim = expect_str(str(item["dim"]), where / "dim")
+        if "tile" in item:
+            return TileSpec(dim, tile=expect_int(item["tile"], where / "tile", minimum=1))
+        key = "split" if "split" in item else "count"
+        if key not in item:
+            raise where.error(f"a '{size_key}' (or 'count') entry")
+        value = item[key]
+        if value == "*":
+            return TileSpec(dim)
+        return TileSpec(dim, count=expect_int(value, where / key, minimum=1))
+    dim, value = split_pair(item, where)
+    if value == "*":
+        return TileSpec(dim)
+    if value == "all":
+        return TileSpec(dim, tile=1)
+    try:
+        count = int(value)
+    except ValueError:
+        raise where.error('"DIM, N", "DIM, all" or "DIM, *"', item) from None
+    return TileSpec(dim, count=expect_int(count, where, minimum=1))
+
+
+def _group(raw, where: Where) -> FusionGroup:
+    raw = expect_dict(raw, where)
+    check_keys(raw, where, required=("layers",), optional=("name", "intra_core_tiling"))
+    layers = tuple(expect_str(str(l), where / "layers" / i)
+                   for i, l in enumerate(expect_list(raw["layers"], where / "layers")))
+    if not layers:
+        raise (where / "layers").error("at least one layer")
+    name = expect_str(str(raw.get("name", f"group_{where.path}")), where / "name")
+    return FusionGroup(name, layers, _tilings(raw.get("intra_core_tiling", []), where / "intra_core_tiling", "tile"))

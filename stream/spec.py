@@ -1,0 +1,128 @@
+"""Small helpers for reading YAML input files with precise error messages.
+
+A :class:`Where` remembers the file and the key path of a value, so every check can say
+exactly which entry is wrong. Loaders in ``workload``, ``hardware`` and ``mapping`` use
+these instead of indexing dicts directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import yaml
+
+from stream.errors import InputError
+
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Where:
+    """A position in an input file: the file and a dotted key path."""
+
+    file: str
+    path: str = ""
+
+    def __truediv__(self, key: object) -> "Where":
+        if isinstance(key, int):
+            return Where(self.file, f"{self.path}[{key}]")
+        return Where(self.file, f"{self.path}.{key}" if self.path else str(key))
+
+    def error(self, expected: str, got: object = ..., note: str = "") -> InputError:
+        return InputError(self.file, self.path, expected, got, note)
+
+
+def load_yaml(path: str | os.PathLike) -> tuple[Any, Where]:
+    """Read a YAML file; a missing file or a syntax error becomes an InputError."""
+    path = os.fspath(path)
+    where = Where(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise where.error("an existing file", note="file not found") from None
+    except IsADirectoryError:
+        raise where.error("a YAML file", note="this is a directory") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(path, at, "valid YAML", note=str(problem)) from None
+    if data is None:
+        raise where.error("a non-empty YAML document", note="file is empty")
+    return data, where
+
+
+def expect_dict(value: Any, where: Where) -> dict:
+    if not isinstance(value, dict):
+        raise where.error("a mapping of keys to values", value)
+    return value
+
+
+def expect_list(value: Any, where: Where) -> list:
+    if not isinstance(value, list):
+        raise where.error("a list", value)
+    return value
+
+
+def check_keys(
+    data: dict, where: Where, required: Iterable[str] = (), optional: Iterable[str] = ()
+) -> None:
+    """Reject unknown keys and report the first missing required key."""
+    required = tuple(required)
+    allowed = set(required) | set(optional)
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise (where / str(unknown[0])).error(
+            "a known key", unknown[0], note="allowed keys: " + ", ".join(sorted(map(str, allowed)))
+        )
+    for key in required:
+        if key not in data:
+            raise (where / key).error("this key to be present", note="missing required key")
+
+
+def expect_str(value: Any, where: Where) -> str:
+    if not isinstance(value, str) or not value:
+        raise where.error("a non-empty string", value)
+    return value
+
+
+def expect_bool(value: Any, where: Where) -> bool:
+    if not isinstance(value, bool):
+        raise where.error("true or false", value)
+    return value
+
+
+def expect_int(value: Any, where: Where, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise where.error("an integer" + (f" >= {minimum}" if minimum is not None else ""), value)
+    if minimum is not None and value < minimum:
+        raise where.error(f"an integer >= {minimum}", value)
+    return value
+
+
+def expect_number(value: Any, where: Where, minimum: float | None = None, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise where.error("a finite number", value)
+    if positive and value <= 0:
+        raise where.error("a number > 0", value)
+    if minimum is not None and value < minimum:
+        raise where.error(f"a number >= {minimum}", value)
+    return float(value)
+
+
+def split_pair(value: Any, where: Where) -> tuple[str, str]:
+    """Parse the field's ``"A, B"`` string form (also accepts a two-item list)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return str(value[0]).strip(), str(value[1]).strip()
+    if isinstance(value, str) and value.count(",") == 1:
+        left, right = value.split(",")
+        if left.strip() and right.strip():
+            return left.strip(), right.strip()
+    raise where.error('a pair written "A, B"', value)

@@ -1,0 +1,31 @@
+"""Workload IR and loaders: ``load_workload(path)`` reads YAML or ONNX."""
+
+from __future__ import annotations
+
+import os
+
+from stream.errors import InputError
+from stream.workload.ir import (
+    AxisExpr, DimKind, Layer, Operand, Place, Reshape, Role, Slice, Source, Transpose, View, Workload,
+)
+
+
+def load_workload(path: str | os.PathLike) -> Workload:
+    """Load a workload file: ``.yaml``/``.yml`` (the field's vocabulary) or ``.onnx``."""
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".yaml", ".yml"):
+        from stream.workload.yaml_loader import load_yaml_workload
+
+        return load_yaml_workload(path)
+    if suffix == ".onnx":
+        from stream.workload.onnx_loader import load_onnx
+
+        return load_onnx(path)
+    raise InputError(path, "<file name>", "a .yaml, .yml or .onnx workload file", suffix or path)
+
+
+__all__ = [
+    "AxisExpr", "DimKind", "Layer", "Operand", "Place", "Reshape", "Role", "Slice", "Source",
+    "Transpose", "View", "Workload", "load_workload",
+]

@@ -1,0 +1,645 @@
+"""ONNX models -> Workload IR.
+
+Only shapes matter: the model is read without its external weight data, ONNX shape
+inference gives every tensor's shape, and each node is translated by a small function
+picked by ``op_type`` (whatever its domain, so ``com.example`` ``Silu`` is a Silu).
+
+Nodes fall in four groups:
+
+* layers (conv, gemm/matmul, pooling, elementwise, normalisation, reductions): one
+  :class:`Layer` each;
+* views (reshape, transpose, slice, concat, ...): no layer; the consumer's
+  :class:`Source` carries the composed index maps;
+* constant work (``Constant``, ``Shape``, any node whose inputs are all constants): folded
+  away, its outputs are constants (weights, read from DRAM);
+* anything else: collected and reported together in one
+  :class:`UnsupportedOperatorsError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import onnx
+from onnx import helper, numpy_helper
+
+from stream.errors import InputError, UnsupportedOperatorsError
+from stream.workload.ir import (
+    AxisExpr, DimKind, Layer, Operand, Place, Reshape, Role, Slice, Source, Transpose, Workload,
+)
+
+PAR, RED = DimKind.PARALLEL, DimKind.REDUCTION
+ONE = AxisExpr((), 1)  # a broadcast axis of size 1
+
+UNARY_OPS = frozenset({
+    "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Softplus", "Softsign", "Gelu", "Erf", "Sqrt",
+    "Reciprocal", "Neg", "Abs", "Silu", "Swish", "Mish", "Clip", "LeakyRelu", "Elu", "Selu",
+    "Celu", "HardSigmoid", "HardSwish", "Cast", "Dropout", "Floor", "Ceil", "Round", "Sign",
+    "Sin", "Cos",
+})
+BINARY_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Sum", "Mean"})
+# Nodes whose outputs are constants (or shapes, known after inference) whatever their inputs.
+CONSTANT_OPS = frozenset({"Constant", "ConstantOfShape", "Shape", "Size"})
+
+
+def load_onnx(path, *, act_bits: int = 8, weight_bits: int = 8, psum_bits: int = 16) -> Workload:
+    """Read an ONNX file into a :class:`Workload` (bits are per element)."""
+    file = str(path)
+    model = _read_model(file)
+    ctx = _Context(file, model, act_bits, weight_bits, psum_bits)
+    for index, node in enumerate(model.graph.node):
+        ctx.visit(node, index)
+    if ctx.unsupported:
+        raise UnsupportedOperatorsError(file, ctx.unsupported)
+    return Workload.from_layers(Path(file).stem, ctx.layers, source_file=file, warnings=ctx.warnings)
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+def _read_model(file: str) -> onnx.ModelProto:
+    try:
+        model = onnx.load(file, load_external_data=False)
+    except Exception as exc:  # protobuf decode errors, missing file, ...
+        raise InputError(file, "<file>", "a readable ONNX model", note=f"{type(exc).__name__}: {exc}")
+    # Random bytes can decode as an empty message; a real model has a version and nodes.
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
+        raise InputError(file, "<file>", "an ONNX model with a graph of nodes")
+    return model
+
+
+def _opset(model: onnx.ModelProto, domain: str = "") -> int:
+    for entry in model.opset_import:
+        if entry.domain in (domain, "ai.onnx" if domain == "" else domain):
+            return entry.version
+    return onnx.defs.onnx_opset_version()
+
+
+def _infer_shapes(file: str, model: onnx.ModelProto, warnings: list[str]) -> onnx.ModelProto:
+    """Shape inference on a copy prepared so that it can succeed.
+
+    Symbolic input dims become 1 (with a warning), and elementwise nodes ONNX has no
+    schema for (custom domains, ops newer than the model's opset) are swapped for a
+    shape-equivalent standard op, so the shapes behind them are still inferred.
+    """
+    work = copy.deepcopy(model)
+    graph = work.graph
+    for value in graph.input:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if not dim.HasField("dim_value") or dim.dim_value <= 0:
+                what = f"symbolic ('{dim.dim_param}')" if dim.dim_param else "unknown"
+                warnings.append(f"{file}: graph.input {value.name}: axis {axis} is {what}; using 1")
+                dim.dim_value = 1
+    for value in list(graph.output) + list(graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:  # let inference fill it from the concrete inputs
+                dim.ClearField("dim_param")
+    opset = _opset(model)
+    for node in graph.node:
+        if _has_schema(node, opset):
+            continue
+        if node.op_type in UNARY_OPS:
+            node.CopyFrom(helper.make_node("Identity", node.input[:1], node.output[:1], name=node.name))
+        elif node.op_type in BINARY_OPS:
+            node.CopyFrom(helper.make_node("Sum", node.input, node.output[:1], name=node.name))
+    try:
+        return onnx.shape_inference.infer_shapes(work, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise InputError(file, "graph", "a model ONNX shape inference accepts", note=str(exc))
+
+
+def _has_schema(node: onnx.NodeProto, opset: int) -> bool:
+    if node.domain not in ("", "ai.onnx"):
+        return False
+    try:
+        onnx.defs.get_schema(node.op_type, opset, "")
+    except Exception:
+        return False
+    return True
+
+
+# -- translation context --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Where (part of) a tensor comes from: a layer's output, a graph input or a constant."""
+
+    kind: str  # "layer" | "input" | "const"
+    layer: str | None = None
+    views: tuple = ()
+
+
+class _Unsupported(Exception):
+    """A node of a known op_type in a form the loader cannot express."""
+
+
+class _Context:
+    def __init__(self, file: str, model: onnx.ModelProto, act_bits: int, weight_bits: int, psum_bits: int):
+        self.file = file
+        self.act_bits, self.weight_bits, self.psum_bits = act_bits, weight_bits, psum_bits
+        self.opset = _opset(model)
+        self.warnings: list[str] = []
+        self.layers: list[Layer] = []
+        self.unsupported: list[tuple[str, str]] = []
+        self._names: set[str] = set()
+        graph = model.graph
+        inferred = _infer_shapes(file, model, self.warnings).graph
+        self._shapes: dict[str, tuple] = {}
+        for value in list(inferred.input) + list(inferred.value_info) + list(inferred.output):
+            if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+                self._shapes[value.name] = tuple(value.type.tensor_type.shape.dim)
+        self._initializers = {t.name: t for t in graph.initializer}
+        for t in graph.initializer:
+            self._shapes[t.name] = tuple(t.dims)
+        self._constants: dict[str, onnx.NodeProto] = {}
+        # None marks a tensor downstream of an unsupported node: its consumers are skipped.
+        self.origins: dict[str, tuple[_Part, ...] | None] = {"": ()}
+        for value in graph.input:
+            self.origins[value.name] = (_Part("input"),)
+        for name in self._initializers:  # an initializer listed as an input is a constant
+            self.origins[name] = (_Part("const"),)
+
+    # -- per node -------------------------------------------------------------------
+    def visit(self, node: onnx.NodeProto, index: int) -> None:
+        name = self._unique(node.name or f"{node.op_type}_{index}")
+        for tensor in node.input:
+            if tensor not in self.origins:
+                raise InputError(self.file, f"graph.node {name}.input", "a graph input, initializer "
+                                 "or output of an earlier node", tensor)
+        inputs = [self.origins[t] for t in node.input if t]
+        op = node.op_type
+        known = op in LAYER_OPS or op in VIEW_OPS or op in CONSTANT_OPS
+        if any(parts is None for parts in inputs):
+            if not known:
+                self.unsupported.append((name, op))
+            self._set_outputs(node, None)
+        elif op == "Constant":
+            self._constants[node.output[0]] = node
+            self._set_outputs(node, (_Part("const"),))
+        elif op in CONSTANT_OPS or all(p.kind == "const" for parts in inputs for p in parts):
+            self._set_outputs(node, (_Part("const"),))  # folded at load time: no work at run time
+        else:
+            try:
+                if op in VIEW_OPS:
+                    VIEW_OPS[op](self, node)
+                elif op in LAYER_OPS:
+                    self.layers.append(LAYER_OPS[op](self, node, name))
+                    self._set_outputs(node, (_Part("layer", name),))
+                else:
+                    raise _Unsupported
+            except _Unsupported:
+                self.unsupported.append((name, op))
+                self._set_outputs(node, None)
+
+    def _unique(self, name: str) -> str:
+        base, k = name, 1
+        while name in self._names:
+            name, k = f"{base}_{k}", k + 1
+        self._names.add(name)
+        return name
+
+    def _set_outputs(self, node: onnx.NodeProto, parts) -> None:
+        for tensor in node.output:
+            if tensor:
+                self.origins[tensor] = parts
+
+    def alias(self, out: str, src: str, *views) -> None:
+        """``out`` is ``src`` seen through ``views`` (a view node makes no layer)."""
+        self.origins[out] = tuple(_Part(p.kind, p.layer, p.views + views) for p in self.origins[src])
+
+    # -- facts about tensors ----------------------------------------------------------
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        if tensor not in self._shapes:
+            raise InputError(self.file, f"tensor {tensor}", "a shape known after ONNX shape inference")
+        out = []
+        for axis, dim in enumerate(self._shapes[tensor]):
+            if isinstance(dim, int):
+                out.append(dim)
+            elif dim.HasField("dim_value") and dim.dim_value > 0:
+                out.append(dim.dim_value)
+            else:
+                self.warnings.append(f"{self.file}: tensor {tensor}: axis {axis} has no known size; using 1")
+                out.append(1)
+        self._shapes[tensor] = tuple(out)  # warn once per tensor
+        return tuple(out)
+
+    def const_value(self, tensor: str, node: onnx.NodeProto):
+        """Value of an initializer or Constant-node output as a list (e.g. Slice starts)."""
+        if tensor in self._initializers:
+            init = self._initializers[tensor]
+            if init.data_location != onnx.TensorProto.EXTERNAL:
+                return numpy_helper.to_array(init).reshape(-1).tolist()
+        elif tensor in self._constants:
+            attr = self._constants[tensor].attribute[0]
+            value = helper.get_attribute_value(attr)
+            if isinstance(value, onnx.TensorProto):
+                return numpy_helper.to_array(value).reshape(-1).tolist()
+            return list(value) if isinstance(value, (list, tuple)) else [value]
+        raise InputError(self.file, f"graph.node {node.name or node.op_type}.input {tensor}",
+                         "a constant (an initializer with data, or a Constant node)")
+
+    # -- operands -------------------------------------------------------------------
+    def operand(self, name: str, tensor: str, axes) -> Operand:
+        """An input operand; a WEIGHT if every part of it is constant."""
+        parts = self.origins[tensor]
+        weight = all(p.kind == "const" for p in parts)
+        sources = tuple(Source(p.layer, p.views) for p in parts if p.kind == "layer")
+        return Operand(
+            name, Role.WEIGHT if weight else Role.ACTIVATION, tuple(axes),
+            self.weight_bits if weight else self.act_bits, sources=sources,
+        )
+
+    def layer(self, node, name, dims, out_axes, inputs, attrs=()) -> Layer:
+        """A layer from ``dims`` = [(dim, size, kind), ...], its output axes and input operands."""
+        reduces = any(kind is RED for _, _, kind in dims)
+        out = Operand("O", Role.OUTPUT, tuple(out_axes), self.act_bits,
+                      self.psum_bits if reduces else None)
+        return Layer(
+            name, node.op_type,
+            dims=tuple(d for d, _, _ in dims), sizes=tuple(n for _, n, _ in dims),
+            kinds=tuple(k for _, _, k in dims), operands=(out, *inputs), attrs=tuple(attrs),
+            aliases=_aliases([d for d, _, _ in dims], [*inputs, out]),
+        )
+
+
+def _aliases(dims: list[str], operands) -> tuple[tuple[str, str], ...]:
+    """D0, D1, ...: dims in order of first appearance in I, W, ..., then O."""
+    order: list[str] = []
+    for op in operands:
+        for axis in op.axes:
+            for dim, _ in axis.terms:
+                if dim not in order:
+                    order.append(dim)
+    order += [d for d in dims if d not in order]
+    return tuple((f"D{i}", d) for i, d in enumerate(order))
+
+
+# -- small helpers --------------------------------------------------------------------
+
+
+def _attr(node: onnx.NodeProto, key: str, default=None):
+    for a in node.attribute:
+        if a.name == key:
+            value = helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def _ax(dim: str, extent: int, coef: int = 1) -> AxisExpr:
+    return AxisExpr(((dim, coef),), extent)
+
+
+def _elementwise_names(rank: int) -> tuple[str, ...]:
+    named = {4: ("B", "C", "OY", "OX"), 3: ("B", "D", "K"), 2: ("D", "K"), 1: ("K",), 0: ()}
+    return named.get(rank, tuple(f"A{i}" for i in range(rank)))
+
+
+def _spatial(n: int) -> tuple[str, ...]:
+    """Suffixes of the spatial dims: OX/FX for 1-D, OY/OX... for 2-D, OZ/OY/OX for 3-D."""
+    return {1: ("X",), 2: ("Y", "X"), 3: ("Z", "Y", "X")}.get(n) or tuple(str(i) for i in range(n))
+
+
+def _broadcast_axes(shape, names, out_shape) -> list[AxisExpr]:
+    """Numpy broadcasting: align right; size-1 axes against a larger output are broadcast."""
+    lead = len(out_shape) - len(shape)
+    return [ONE if n == 1 and out_shape[lead + i] != 1 else _ax(names[lead + i], n)
+            for i, n in enumerate(shape)]
+
+
+def _normalise_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def _pad_begins(node, in_sizes, out_sizes, kernel, strides, dilations) -> list[int]:
+    """Padding before each spatial axis, from ``pads`` or ``auto_pad``."""
+    n = len(in_sizes)
+    auto = _attr(node, "auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begins = []
+        for i in range(n):
+            total = max(0, (out_sizes[i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - in_sizes[i])
+            # SAME_UPPER puts the odd pixel at the end, SAME_LOWER at the start.
+            begins.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
+        return begins
+    if auto == "VALID":
+        return [0] * n
+    return list(_attr(node, "pads", [0] * (2 * n)))[:n]
+
+
+def _window_axes(node, ctx, x, y, kernel):
+    """Sliding-window input axes ``s*o + d*f - pad`` and the O*/F* dims, for conv and pooling."""
+    xs, ys = ctx.shape(x), ctx.shape(y)
+    n = len(xs) - 2
+    strides = list(_attr(node, "strides", [1] * n))
+    dilations = list(_attr(node, "dilations", [1] * n))
+    pads = _pad_begins(node, xs[2:], ys[2:], kernel, strides, dilations)
+    sp = _spatial(n)
+    axes = [AxisExpr(((f"O{s}", strides[i]), (f"F{s}", dilations[i])), xs[2 + i], -pads[i])
+            for i, s in enumerate(sp)]
+    out_dims = [(f"O{s}", ys[2 + i], PAR) for i, s in enumerate(sp)]
+    win_dims = [(f"F{s}", kernel[i], RED) for i, s in enumerate(sp)]
+    return axes, out_dims, win_dims
+
+
+# -- layer translators ----------------------------------------------------------------
+
+
+def _conv(ctx: _Context, node, name) -> Layer:
+    """O[b][k][oy][ox] += W[k][c][fy][fx] * I[b][c][s*oy+d*fy-p][...], with groups."""
+    x, w, y = node.input[0], node.input[1], node.output[0]
+    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(y)
+    if len(xs) < 3:
+        raise _Unsupported
+    group = _attr(node, "group", 1)
+    cin, kout, cg = xs[1], ys[1], ws[1]
+    kg = kout // group
+    win_axes, out_dims, win_dims = _window_axes(node, ctx, x, y, list(ws[2:]))
+    win_w = [_ax(d, n) for d, n, _ in win_dims]
+    out_sp = [_ax(d, n) for d, n, _ in out_dims]
+    b = [("B", xs[0], PAR)]
+    if group == 1:
+        dims = b + [("K", kout, PAR), ("C", cin, RED)]
+        i_ch, o_ch, w_ch = _ax("C", cin), _ax("K", kout), [_ax("K", kout), _ax("C", cg)]
+    elif kg == 1 and cg == 1:  # depthwise: one channel per group
+        dims = b + [("G", group, PAR)]
+        i_ch, o_ch, w_ch = _ax("G", cin), _ax("G", kout), [_ax("G", kout), ONE]
+    else:
+        dims = b + [("G", group, PAR), ("K", kg, PAR), ("C", cg, RED)]
+        i_ch = AxisExpr((("G", cg), ("C", 1)), cin)
+        o_ch = AxisExpr((("G", kg), ("K", 1)), kout)
+        w_ch = [AxisExpr((("G", kg), ("K", 1)), kout), _ax("C", cg)]
+    dims += out_dims + win_dims
+    inputs = [
+        ctx.operand("I", x, [_ax("B", xs[0]), i_ch, *win_axes]),
+        ctx.operand("W", w, [*w_ch, *win_w]),
+    ]
+    attrs = [("bias", True)] if len(node.input) > 2 and node.input[2] else []
+    return ctx.layer(node, name, dims, [_ax("B", ys[0]), o_ch, *out_sp], inputs, attrs)
+
+
+def _gemm(ctx: _Context, node, name) -> Layer:
+    """O[d][k] += I[d][c] * W[c][k], with transA/transB."""
+    a, b = node.input[0], node.input[1]
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    trans_a, trans_b = _attr(node, "transA", 0), _attr(node, "transB", 0)
+    d, c = (sa[1], sa[0]) if trans_a else sa
+    k = sb[0] if trans_b else sb[1]
+    i_axes = [_ax("C", c), _ax("D", d)] if trans_a else [_ax("D", d), _ax("C", c)]
+    w_axes = [_ax("K", k), _ax("C", c)] if trans_b else [_ax("C", c), _ax("K", k)]
+    dims = [("D", d, PAR), ("C", c, RED), ("K", k, PAR)]
+    inputs = [ctx.operand("I", a, i_axes), ctx.operand("W", b, w_axes)]
+    attrs = [("bias", True)] if len(node.input) > 2 and node.input[2] else []
+    return ctx.layer(node, name, dims, [_ax("D", d), _ax("K", k)], inputs, attrs)
+
+
+def _batch_names(n: int) -> list[str]:
+    named = {0: [], 1: ["B"], 2: ["B", "H"]}
+    return named.get(n) or [f"B{i}" for i in range(n - 2)] + ["B", "H"]
+
+
+def _matmul(ctx: _Context, node, name) -> Layer:
+    """O[b][h][d][k] += I[b][h][d][c] * W[b][h][c][k], numpy matmul broadcasting."""
+    a, b = node.input[0], node.input[1]
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    vec_a, vec_b = len(sa) == 1, len(sb) == 1  # 1-D operands have no D (resp. K) axis
+    ma = (1, *sa) if vec_a else sa
+    mb = (*sb, 1) if vec_b else sb
+    batch_a, batch_b = ma[:-2], mb[:-2]
+    nb = max(len(batch_a), len(batch_b))
+    pad_a, pad_b = (1,) * (nb - len(batch_a)) + batch_a, (1,) * (nb - len(batch_b)) + batch_b
+    batch = tuple(max(p, q) for p, q in zip(pad_a, pad_b))
+    names = _batch_names(nb)
+    d, c, k = ma[-2], ma[-1], mb[-1]
+    dims = [(n, s, PAR) for n, s in zip(names, batch)]
+    dims += ([] if vec_a else [("D", d, PAR)]) + [("C", c, RED)] + ([] if vec_b else [("K", k, PAR)])
+    i_axes = _broadcast_axes(batch_a, names, batch) + ([] if vec_a else [_ax("D", d)]) + [_ax("C", c)]
+    w_axes = _broadcast_axes(batch_b, names, batch) + [_ax("C", c)] + ([] if vec_b else [_ax("K", k)])
+    o_axes = [_ax(n, s) for n, s in zip(names, batch)]
+    o_axes += ([] if vec_a else [_ax("D", d)]) + ([] if vec_b else [_ax("K", k)])
+    inputs = [ctx.operand("I", a, i_axes), ctx.operand("W", b, w_axes)]
+    return ctx.layer(node, name, dims, o_axes, inputs)
+
+
+def _pool(ctx: _Context, node, name) -> Layer:
+    """O[b][c][oy][ox] over the window I[b][c][s*oy+d*fy-p][...] (max or average)."""
+    x, y = node.input[0], node.output[0]
+    xs, ys = ctx.shape(x), ctx.shape(y)
+    kernel = list(_attr(node, "kernel_shape", []))
+    if len(xs) < 3 or len(kernel) != len(xs) - 2:
+        raise _Unsupported
+    win_axes, out_dims, win_dims = _window_axes(node, ctx, x, y, kernel)
+    dims = [("B", xs[0], PAR), ("C", xs[1], PAR)] + out_dims + win_dims
+    i_axes = [_ax("B", xs[0]), _ax("C", xs[1]), *win_axes]
+    o_axes = [_ax("B", ys[0]), _ax("C", ys[1])] + [_ax(d, n) for d, n, _ in out_dims]
+    return ctx.layer(node, name, dims, o_axes, [ctx.operand("I", x, i_axes)])
+
+
+def _global_pool(ctx: _Context, node, name) -> Layer:
+    """O[b][c][0][0] over all of I[b][c][fy][fx]; the output keeps size-1 spatial axes."""
+    x = node.input[0]
+    xs = ctx.shape(x)
+    if len(xs) < 3:
+        raise _Unsupported
+    win = [(f"F{s}", xs[2 + i], RED) for i, s in enumerate(_spatial(len(xs) - 2))]
+    dims = [("B", xs[0], PAR), ("C", xs[1], PAR)] + win
+    i_axes = [_ax("B", xs[0]), _ax("C", xs[1])] + [_ax(d, n) for d, n, _ in win]
+    o_axes = [_ax("B", xs[0]), _ax("C", xs[1])] + [ONE] * len(win)
+    return ctx.layer(node, name, dims, o_axes, [ctx.operand("I", x, i_axes)])
+
+
+def _elementwise(ctx: _Context, node, name, attrs=()) -> Layer:
+    """O[...] = f(I[...], W[...], ...): all dims parallel, inputs broadcast numpy-style.
+
+    Unary ops use their first input only (Clip bounds, Dropout ratio are not data).
+    """
+    y = node.output[0]
+    ys = ctx.shape(y)
+    names = _elementwise_names(len(ys))
+    data = node.input[:1] if node.op_type in UNARY_OPS else node.input
+    inputs = []
+    for i, tensor in enumerate(t for t in data if t):
+        op_name = ("I", "W")[i] if i < 2 else f"W{i}"
+        inputs.append(ctx.operand(op_name, tensor, _broadcast_axes(ctx.shape(tensor), names, ys)))
+    dims = [(n, s, PAR) for n, s in zip(names, ys)]
+    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs)
+
+
+def _softmax(ctx: _Context, node, name) -> Layer:
+    """Elementwise over the output dims; the normalised axis is recorded in attrs."""
+    rank = len(ctx.shape(node.output[0]))
+    axis = _normalise_axis(_attr(node, "axis", 1 if ctx.opset < 13 else -1), rank)
+    return _elementwise(ctx, node, name, attrs=[("axis", _elementwise_names(rank)[axis])])
+
+
+def _layer_norm(ctx: _Context, node, name) -> Layer:
+    """O = norm(I) * W, W the scale over the normalised (trailing) axes."""
+    x, y = node.input[0], node.output[0]
+    ys = ctx.shape(y)
+    names = _elementwise_names(len(ys))
+    axis = _normalise_axis(_attr(node, "axis", -1), len(ys))
+    inputs = [ctx.operand("I", x, _broadcast_axes(ctx.shape(x), names, ys))]
+    if len(node.input) > 1 and node.input[1]:
+        scale = node.input[1]
+        inputs.append(ctx.operand("W", scale, _broadcast_axes(ctx.shape(scale), names, ys)))
+    attrs = [("axis", names[axis])]
+    if len(node.input) > 2 and node.input[2]:
+        attrs.append(("bias", True))
+    dims = [(n, s, PAR) for n, s in zip(names, ys)]
+    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs)
+
+
+def _batch_norm(ctx: _Context, node, name) -> Layer:
+    """Inference batch norm folds to O = I * W, W the per-channel scale (axis 1)."""
+    x, scale, y = node.input[0], node.input[1], node.output[0]
+    ys = ctx.shape(y)
+    if len(ys) < 2:
+        raise _Unsupported
+    names = _elementwise_names(len(ys))
+    inputs = [
+        ctx.operand("I", x, _broadcast_axes(ctx.shape(x), names, ys)),
+        ctx.operand("W", scale, [_ax(names[1], ys[1])]),
+    ]
+    dims = [(n, s, PAR) for n, s in zip(names, ys)]
+    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs)
+
+
+def _reduce(ctx: _Context, node, name) -> Layer:
+    """Reduced axes become REDUCTION dims R0, R1, ...; the others keep elementwise names."""
+    x = node.input[0]
+    xs = ctx.shape(x)
+    axes = _attr(node, "axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = ctx.const_value(node.input[1], node)
+    if not axes:
+        if _attr(node, "noop_with_empty_axes", 0):
+            axes = []
+        else:
+            axes = range(len(xs))
+    axes = sorted({_normalise_axis(int(a), len(xs)) for a in axes})
+    keep = _attr(node, "keepdims", 1)
+    names = list(_elementwise_names(len(xs)))
+    for r, a in enumerate(axes):
+        names[a] = f"R{r}"
+    dims = [(n, s, RED if i in axes else PAR) for i, (n, s) in enumerate(zip(names, xs))]
+    i_axes = [_ax(n, s) for n, s in zip(names, xs)]
+    o_axes = [(ONE if keep else None) if i in axes else _ax(n, s) for i, (n, s) in enumerate(zip(names, xs))]
+    return ctx.layer(node, name, dims, [a for a in o_axes if a is not None],
+                     [ctx.operand("I", x, i_axes)])
+
+
+LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer]] = {
+    "Conv": _conv,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "GlobalAveragePool": _global_pool,
+    "GlobalMaxPool": _global_pool,
+    "Softmax": _softmax,
+    "LogSoftmax": _softmax,
+    "LayerNormalization": _layer_norm,
+    "RMSNormalization": _layer_norm,
+    "SimplifiedLayerNormalization": _layer_norm,
+    "BatchNormalization": _batch_norm,
+    **{op: _reduce for op in (
+        "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+        "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",
+    )},
+    **{op: _elementwise for op in UNARY_OPS | BINARY_OPS},
+}
+
+
+# -- view translators (no layer) ------------------------------------------------------
+
+
+def _view_reshape(ctx: _Context, node) -> None:
+    """Reshape, Flatten, Squeeze, Unsqueeze: a row-major reinterpretation."""
+    x, y = node.input[0], node.output[0]
+    sx, sy = ctx.shape(x), ctx.shape(y)
+    ctx.alias(y, x, *([Reshape(sx, sy)] if sx != sy else []))
+
+
+def _view_expand(ctx: _Context, node) -> None:
+    """Expand that copies nothing (only adds size-1 axes) is a reshape; else unsupported."""
+    x, y = node.input[0], node.output[0]
+    if math.prod(ctx.shape(x)) != math.prod(ctx.shape(y)):
+        raise _Unsupported
+    _view_reshape(ctx, node)
+
+
+def _view_identity(ctx: _Context, node) -> None:
+    ctx.alias(node.output[0], node.input[0])
+
+
+def _view_transpose(ctx: _Context, node) -> None:
+    x = node.input[0]
+    rank = len(ctx.shape(x))
+    perm = tuple(_attr(node, "perm", list(range(rank))[::-1]))
+    ctx.alias(node.output[0], x, *([Transpose(perm)] if perm != tuple(range(rank)) else []))
+
+
+def _view_slice(ctx: _Context, node) -> None:
+    """One Slice view per sliced axis, bounds clamped as ONNX (and Python) do."""
+    x = node.input[0]
+    xs = ctx.shape(x)
+    if ctx.opset < 10:
+        starts, ends = _attr(node, "starts"), _attr(node, "ends")
+        axes, steps = _attr(node, "axes"), None
+    else:
+        arg = lambda i: ctx.const_value(node.input[i], node) if len(node.input) > i and node.input[i] else None
+        starts, ends, axes, steps = arg(1), arg(2), arg(3), arg(4)
+    axes = axes if axes is not None else list(range(len(starts)))
+    steps = steps if steps is not None else [1] * len(starts)
+    views = []
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = _normalise_axis(int(axis), len(xs))
+        lo, hi, st = slice(int(start), int(end), int(step)).indices(xs[axis])
+        if (lo, hi, st) != (0, xs[axis], 1):
+            views.append(Slice(axis, lo, hi, st))
+    ctx.alias(node.output[0], x, *views)
+
+
+def _view_split(ctx: _Context, node) -> None:
+    """Each output is a Slice of the input along ``axis``; sizes from the output shapes."""
+    x = node.input[0]
+    axis = _normalise_axis(_attr(node, "axis", 0), len(ctx.shape(x)))
+    offset = 0
+    for y in node.output:
+        n = ctx.shape(y)[axis]
+        if y:
+            ctx.alias(y, x, Slice(axis, offset, offset + n, 1))
+        offset += n
+
+
+def _view_concat(ctx: _Context, node) -> None:
+    """One part per input, each placed at its offset along ``axis`` of the output."""
+    y = node.output[0]
+    ys = ctx.shape(y)
+    axis = _normalise_axis(_attr(node, "axis"), len(ys))
+    parts, offset = [], 0
+    for x in node.input:
+        if not x:
+            continue
+        place = Place(axis, offset, ys[axis])
+        parts += [_Part(p.kind, p.layer, p.views + (place,)) for p in ctx.origins[x]]
+        offset += ctx.shape(x)[axis]
+    ctx.origins[y] = tuple(parts)
+
+
+VIEW_OPS: dict[str, Callable[[_Context, onnx.NodeProto], None]] = {
+    "Reshape": _view_reshape,
+    "Flatten": _view_reshape,
+    "Squeeze": _view_reshape,
+    "Unsqueeze": _view_reshape,
+    "Expand": _view_expand,
+    "Identity": _view_identity,
+    "Transpose": _view_transpose,
+    "Slice": _view_slice,
+    "Split": _view_split,
+    "Concat": _view_concat,
+}
