@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -35,8 +36,12 @@ class Where:
         return InputError(self.file, self.path, expected, got, note)
 
 
-def load_yaml(path: str | os.PathLike) -> tuple[Any, Where]:
-    """Read a YAML file; a missing file or a syntax error becomes an InputError."""
+def load_yaml(path: str | os.PathLike, unique_keys: bool = True) -> tuple[Any, Where]:
+    """Read a YAML file; a missing file, a syntax error or a repeated key is an InputError.
+
+    PyYAML silently keeps the last of two equal keys; ``unique_keys`` (the default)
+    rejects a key repeated with a different value.
+    """
     path = os.fspath(path)
     where = Where(path)
     try:
@@ -53,7 +58,30 @@ def load_yaml(path: str | os.PathLike) -> tuple[Any, Where]:
         raise InputError(path, at, "valid YAML", note=str(problem)) from None
     if data is None:
         raise where.error("a non-empty YAML document", note="file is empty")
+    if unique_keys:
+        _reject_duplicate_keys(where)
     return data, where
+
+
+def _reject_duplicate_keys(where: Where) -> None:
+    with open(where.file, encoding="utf-8") as handle:
+        root = yaml.compose(handle, Loader=yaml.SafeLoader)
+    stack = [(root, where)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, str] = {}
+            for key_node, value_node in node.value:
+                key = getattr(key_node, "value", repr(key_node))
+                value = getattr(value_node, "value", None)
+                # the field's files repeat a key with the same value now and then: harmless
+                if key in seen and (not isinstance(value, str) or seen[key] != value):
+                    raise (at / key).error(
+                        "each key once", note=f"repeated key on line {key_node.start_mark.line + 1}")
+                seen[key] = value
+                stack.append((value_node, at / key))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, at / i) for i, item in enumerate(node.value))
 
 
 def expect_dict(value: Any, where: Where) -> dict:
@@ -97,6 +125,8 @@ def expect_bool(value: Any, where: Where) -> bool:
 
 
 def expect_int(value: Any, where: Where, minimum: int | None = None) -> int:
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        value = int(value)  # the field's "K, 16" pairs carry numbers as text
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -107,7 +137,13 @@ def expect_int(value: Any, where: Where, minimum: int | None = None) -> int:
     return value
 
 
+_NUMBER = re.compile(r"^[-+]?(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
 def expect_number(value: Any, where: Where, minimum: float | None = None, positive: bool = False) -> float:
+    # PyYAML reads 1e9 (no dot) as a string; YAML 1.2 and users mean a number
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        value = float(value.strip().replace("_", ""))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise where.error("a finite number", value)
     if positive and value <= 0:

@@ -6,7 +6,8 @@ Skeleton (issue 2):
   CN index (a topological order) goes first;
 * a transfer holds every link of its route (fewest hops; a bus is one hop) and, when it
   touches DRAM, the DRAM port, for ``ceil(bits / slowest bandwidth)`` cycles;
-* weights and network inputs start in DRAM and are fetched once per core; outputs of
+* weights and network inputs start in DRAM and are fetched once per core, as soon as
+  every producer of the CN that needs them has started; outputs of
   the last layers are written back to DRAM; in ``layer_by_layer`` mode every output goes
   to DRAM and consumers read it from there, in ``fused`` mode it moves core to core;
 * each core's top memory tracks occupancy: inputs from the moment their transfer
@@ -112,6 +113,7 @@ class _Simulator:
         self.cores = {c.id: simpy.PriorityResource(self.env, capacity=1) for c in acc.cores}
         self.links = {l.id: simpy.Resource(self.env, capacity=1) for l in acc.links}
         self.dram_port = simpy.Resource(self.env, capacity=1)
+        self.started = [self.env.event() for _ in range(n)]  # CN began computing
         self.done = [self.env.event() for _ in range(n)]  # CN finished computing
         self.in_dram = [self.env.event() for _ in range(n)]  # CN output written to DRAM
         self.fetched: dict[tuple[int, int], simpy.Event] = {}
@@ -220,6 +222,11 @@ class _Simulator:
 
     def run_cn(self, cn: int):
         g, core = self.g, self.alloc[cn]
+        # DRAM inputs are prefetched once every producer has started, not all at time 0,
+        # so weights of later layers do not crowd the memory from the beginning.
+        producers = sorted(set(g.edge_src[g.in_ptr[cn]:g.in_ptr[cn + 1]].tolist()))
+        if producers:
+            yield self.env.all_of([self.started[p] for p in producers])
         waits = [self.env.process(self.deliver(e, core)) for e in g.inputs(cn)]
         waits += [self.fetch_external(core, ext) for ext in g.external_inputs(cn).tolist()]
         if waits:
@@ -227,6 +234,7 @@ class _Simulator:
         with self.cores[core].request(priority=cn) as request:
             yield request
             self.start[cn] = self.env.now
+            self.started[cn].succeed()
             self.occupy(core, int(g.out_bits[cn]))
             yield self.env.timeout(self.cost[cn].latency_cycles)
             self.end[cn] = self.env.now
