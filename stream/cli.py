@@ -6,7 +6,6 @@ Bad input prints one ``error:`` line naming the file, key and expected form, and
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -39,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
     run.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
     run.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
-    run.add_argument("--out", "-o", help="directory for result.json and plots")
+    run.add_argument("--out", "-o", help="directory for result.json, summary.txt and plots")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     run.set_defaults(func=cmd_run)
 
@@ -66,17 +65,20 @@ def cmd_run(args) -> int:
         return EXIT_INPUT_ERROR
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode)
     result = outcome.result
+    summary = format_summary(result)
     if args.out:
+        from stream.results import write_atomic
         from stream.viz import gantt
 
         out = Path(args.out)
         result.save(out / "result.json")
+        write_atomic(out / "summary.txt", summary + "\n")
         gantt(outcome.trace, out / "gantt.png")
         gantt(outcome.trace, out / "gantt.pdf")
     if not args.quiet:
-        print(format_summary(result))
+        print(summary)
         if args.out:
-            print(f"\nwrote {Path(args.out) / 'result.json'}, gantt.png, gantt.pdf")
+            print(f"\nwrote result.json, summary.txt, gantt.png and gantt.pdf to {args.out}")
     return 0
 
 

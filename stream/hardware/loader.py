@@ -40,11 +40,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from stream.hardware.ir import (
     DIRECTIONS, MEMORY_OPERANDS, Accelerator, Core, Link, Memory, OperationalArray, Port,

@@ -64,6 +64,14 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
         return InputError(file, f"{key}.{sub}" if key else sub, expected, got,
                           note or f"layer {layer.name}")
 
+    def dim_of(spec: TileSpec, key: str) -> str | None:
+        """The layer's dim a tiling names (aliases too); None where a field template skips it."""
+        if layer.has_dim(spec.dim):
+            return layer.resolve_dim(spec.dim)
+        if mapping.strict:
+            raise error(key, f"a dim of the layer {list(layer.dims)}", spec.dim)
+        return None
+
     cores = rule.core_allocation or default_plan(layer, accelerator).candidates
     for i, core_id in enumerate(cores):
         if core_id not in accelerator.core_ids:
@@ -73,7 +81,7 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
 
     inter = []
     for spec in rule.inter_core_tiling:
-        dim = _resolve(layer, spec.dim, mapping.strict, lambda: error("inter_core_tiling", f"a dim of the layer {list(layer.dims)}", spec.dim))
+        dim = dim_of(spec, "inter_core_tiling")
         if dim is None:
             continue
         if layer.kind(dim) is not DimKind.PARALLEL:
@@ -102,21 +110,12 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
 
     intra = []
     for spec in rule.intra_core_tiling:
-        dim = _resolve(layer, spec.dim, mapping.strict, lambda: error("intra_core_tiling", f"a dim of the layer {list(layer.dims)}", spec.dim))
+        dim = dim_of(spec, "intra_core_tiling")
         if dim is not None:
             if spec.count is not None and spec.count > layer.size(dim):
                 raise error("intra_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
             intra.append(TileSpec(dim, spec.count, spec.tile))
     return LayerPlan(layer.name, tuple(dict.fromkeys(cores)), pinned, tuple(inter), tuple(intra))
-
-
-def _resolve(layer: Layer, name: str, strict: bool, error) -> str | None:
-    """A mapping dim name on this layer (aliases too); None when a template skips it."""
-    if layer.has_dim(name):
-        return layer.resolve_dim(name)
-    if strict:
-        raise error()
-    return None
 
 
 __all__ = ["FusionGroup", "LayerPlan", "LayerRule", "Mapping", "TileSpec", "default_plan", "load_mapping", "plan_layers"]

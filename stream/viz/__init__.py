@@ -18,8 +18,11 @@ plt.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "svg.hashsalt": "str
 
 def layer_colors(names: list[str]) -> dict[str, tuple]:
     """One stable colour per layer, the same in every figure."""
-    cmap = plt.get_cmap("tab20")
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    if len(names) <= 20:
+        cmap = plt.get_cmap("tab20")
+        return {name: cmap(i) for i, name in enumerate(names)}
+    cmap = plt.get_cmap("turbo")  # more layers than a qualitative map has colours
+    return {name: cmap(i / (len(names) - 1)) for i, name in enumerate(names)}
 
 
 def gantt(trace, path: str | os.PathLike) -> None:
@@ -28,7 +31,7 @@ def gantt(trace, path: str | os.PathLike) -> None:
     names = [l.name for l in g.workload.layers]
     colors = layer_colors(names)
     rows: list[str] = [f"core {c.id} ({c.name})" for c in acc.cores if c.is_compute]
-    link_rows = [f"link {l.id} ({l.kind} {'-'.join(map(str, l.cores[:4]))}{'...' if len(l.cores) > 4 else ''})"
+    link_rows = [f"{l.kind} {'-'.join(map(str, l.cores[:4]))}{'-...' if len(l.cores) > 4 else ''} (#{l.id})"
                  for l in acc.links]
     used_links = sorted({l for t in trace.transfers for l in t.links})
     rows += [link_rows[l] for l in used_links]

@@ -65,7 +65,7 @@ def _read_model(file: str) -> onnx.ModelProto:
     try:
         model = onnx.load(file, load_external_data=False)
     except Exception as exc:  # protobuf decode errors, missing file, ...
-        raise InputError(file, "<file>", "a readable ONNX model", note=f"{type(exc).__name__}: {exc}")
+        raise InputError(file, "<file>", "a readable ONNX model", note=f"{type(exc).__name__}: {exc}") from None
     # Random bytes can decode as an empty message; a real model has a version and nodes.
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
         raise InputError(file, "<file>", "an ONNX model with a graph of nodes")
@@ -109,7 +109,7 @@ def _infer_shapes(file: str, model: onnx.ModelProto, warnings: list[str]) -> onn
     try:
         return onnx.shape_inference.infer_shapes(work, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:
-        raise InputError(file, "graph", "a model ONNX shape inference accepts", note=str(exc))
+        raise InputError(file, "graph", "a model ONNX shape inference accepts", note=str(exc)) from None
 
 
 def _has_schema(node: onnx.NodeProto, opset: int) -> bool:

@@ -1,0 +1,93 @@
+"""The command line: outputs, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import INPUTS, PEERS
+from stream.cli import main
+
+RESULT_KEYS = {"schema_version", "latency_cycles", "latency_s", "energy_pj", "peak_memory_bytes", "num_cns"}
+
+
+def test_run_writes_result_json_and_plots(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"),
+                 "-a", str(INPUTS / "hardware" / "single_core.yaml"), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "latency" in printed and "cycles" in printed and "offchip_memory" in printed
+    data = json.loads((out / "result.json").read_text())
+    assert RESULT_KEYS <= data.keys()
+    assert set(data["energy_pj"]) == {"total", "mac", "onchip_memory", "offchip_memory", "interconnect"}
+    assert data["energy_pj"]["total"] == pytest.approx(sum(v for k, v in data["energy_pj"].items() if k != "total"))
+    assert data["latency_s"] == pytest.approx(data["latency_cycles"] / data["clock_hz"])
+    assert data["num_cns"] == 2 and data["mode"] == "fused"
+    assert (out / "gantt.png").stat().st_size > 0 and (out / "gantt.pdf").read_bytes().startswith(b"%PDF")
+    assert (out / "summary.txt").read_text() == printed.split("\n\nwrote")[0] + "\n"
+
+
+def test_run_output_is_byte_identical_across_runs(tmp_path):
+    args = ["run", "-q", "-w", str(INPUTS / "workloads" / "swiglu.onnx"), "-a", str(INPUTS / "hardware" / "quad_core.yaml")]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    for name in ("result.json", "summary.txt", "gantt.pdf", "gantt.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_run_without_arguments_uses_the_bundled_default(capsys):
+    assert main(["run"]) == 0
+    assert capsys.readouterr().out.startswith("resnet18 on quad_core: fused")
+
+
+def test_bad_input_gives_one_line_and_exit_code_1(write, capsys):
+    hardware = write("hw.yaml", "version: 1\nname: x\ncores: {0: missing.yaml}\noffchip_core_id: 0\ncore_connectivity: []\n")
+    code = main(["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(hardware)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "hw.yaml" in err and "cores.0" in err
+
+
+def test_run_needs_both_workload_and_hardware(capsys):
+    assert main(["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml")]) == 1
+    assert "both a workload and a hardware" in capsys.readouterr().err
+
+
+def test_validate_reports_each_file(write, capsys):
+    bad = write("bad.yaml", "version: 1\nname: w\nlayers: [{name: a, equation: 'O[k]=I[k]', loop_dims: [K], loop_sizes: [0], operand_precision: {O: 8, I: 8}}]\n")
+    files = [INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
+             INPUTS / "hardware" / "cores" / "tpu_32x32.yaml", INPUTS / "mappings" / "quad_core.yaml",
+             INPUTS / "workloads" / "transformer_block.onnx", bad]
+    code = main(["validate", *map(str, files)])
+    captured = capsys.readouterr()
+    assert code == 1
+    kinds = [line.split(": ")[1].split(" ")[0] for line in captured.out.splitlines() if line.startswith("ok")]
+    assert kinds == ["workload", "hardware", "core", "mapping", "workload"]
+    assert "bad.yaml: layers[0].loop_sizes[0]: expected an integer >= 1, got 0" in captured.err
+
+
+def test_validate_shows_peer_warnings(capsys):
+    assert main(["validate", str(PEERS / "2026" / "workload" / "simple_example_workload.yaml")]) == 0
+    assert "warning:" in capsys.readouterr().out
+
+
+def test_inspect_prints_the_layer_table(capsys):
+    assert main(["inspect", str(INPUTS / "workloads" / "two_conv.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "two_conv: 2 layers, 5,898,240 MACs" in out  # 16*8*32*32*9 + 32*16*32*32*9
+    assert "conv_b" in out and "I<-conv_a" in out
+
+
+def test_console_script_exit_codes(tmp_path):
+    stream = [sys.executable, "-m", "stream.cli"]
+    ok = subprocess.run(stream + ["inspect", str(INPUTS / "workloads" / "two_conv.yaml")], capture_output=True, text=True)
+    assert ok.returncode == 0
+    missing = subprocess.run(stream + ["inspect", str(tmp_path / "none.yaml")], capture_output=True, text=True)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr and "file not found" in missing.stderr
+    usage = subprocess.run(stream + ["run", "--mode", "sideways"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr

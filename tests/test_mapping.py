@@ -1,0 +1,138 @@
+"""Mapping files: both field dialects and ours, resolution per layer, bad mappings."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import INPUTS, PEERS, peer_files
+from stream.api import run_detailed
+from stream.errors import InputError
+from stream.hardware import load_hardware
+from stream.mapping import TileSpec, load_mapping, plan_layers
+from stream.workload import load_workload
+
+CLASSIC = PEERS / "classic-2025"
+
+
+@pytest.fixture(scope="module")
+def quad():
+    return load_hardware(INPUTS / "hardware" / "quad_core.yaml")
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return load_workload(INPUTS / "workloads" / "resnet18.yaml")
+
+
+def test_classic_tiling_forms():
+    m = load_mapping(CLASSIC / "mapping" / "tpu_like_quad_core.yaml")
+    conv = next(r for r in m.rules if r.selector == "Conv")
+    assert conv.core_allocation == (0, 1, 2, 3) and not conv.allocation_is_fixed
+    assert conv.intra_core_tiling == (TileSpec("OY", tile=1),)  # "OY, all": one row per piece
+    assert conv.inter_core_tiling == (TileSpec("K"),)  # "K, *": the allocator decides
+    ga = load_mapping(CLASSIC / "mapping" / "tpu_like_quad_core_ga.yaml")
+    assert next(r for r in ga.rules if r.selector == "Conv").inter_core_tiling == (TileSpec("K", count=4),)
+    assert not m.strict
+
+
+def test_newer_dialect_forms():
+    m = load_mapping(PEERS / "2026" / "mapping" / "resnet18_tpu_quad_core.yaml")
+    conv = next(r for r in m.rules if r.selector == "Conv")
+    assert conv.core_allocation == (0, 1, 2, 3)
+    assert conv.inter_core_tiling == (TileSpec("D6", count=4),)
+    assert len(m.fusion_groups) == 11
+    assert m.fusion_groups[0].layers == ("Conv", "Relu", "MaxPool")
+    assert m.fusion_groups[0].intra_core_tiling == (TileSpec("/maxpool/MaxPool.D2", tile=1),)
+
+
+def test_plan_classic_on_resnet18_onnx():
+    workload = load_workload(CLASSIC / "workload" / "resnet18.onnx")
+    acc = load_hardware(CLASSIC / "hardware" / "tpu_like_quad_core.yaml")
+    plans = plan_layers(workload, acc, load_mapping(CLASSIC / "mapping" / "tpu_like_quad_core.yaml"))
+    conv = plans["/conv1/Conv"]
+    assert conv.candidates == (0, 1, 2, 3) and conv.inter_core == (("K", 4),)  # '*' -> one per core
+    assert conv.intra_core == (TileSpec("OY", tile=1),)
+    assert plans["/maxpool/MaxPool"].candidates == (4,)
+    add = plans["/layer1/layer1.0/Add"]
+    # the field's rule says "H, *" and "D, all"; an Add has neither: a template entry, skipped
+    assert add.candidates == (5,) and add.inter_core == () and add.intra_core == ()
+
+
+def test_fixed_split_pins_pieces_in_order():
+    workload = load_workload(CLASSIC / "workload" / "resnet18.onnx")
+    acc = load_hardware(CLASSIC / "hardware" / "tpu_like_quad_core.yaml")
+    mapping = load_mapping(CLASSIC / "mapping" / "tpu_like_quad_core_resnet18_fixed_split.yaml")
+    detail = run_detailed(workload, acc, mapping)
+    plan = detail.cngraph.plans["/layer4/layer4.0/conv2/Conv"]
+    assert plan.pinned == (2, 1, 2, 2, 0, 1, 1, 3) and plan.inter_core == (("K", 8),)
+    cns = [cn for cn in range(detail.cngraph.num_cns)
+           if detail.cngraph.layer_of(cn).name == "/layer4/layer4.0/conv2/Conv"]
+    assert [detail.allocation[cn] for cn in cns] == [2, 1, 2, 2, 0, 1, 1, 3]
+    # each piece computes 512 / 8 = 64 output channels
+    assert [detail.cngraph.box(cn)["K"] for cn in cns][:2] == [(0, 64), (64, 128)]
+    detail.trace.check()
+
+
+RUNS = [  # (mapping, hardware, workload): every classic mapping with its system
+    ("tpu_like_quad_core", "tpu_like_quad_core", "resnet18.yaml"),
+    ("tpu_like_quad_core_ga", "tpu_like_quad_core", "resnet18.onnx"),
+    ("tpu_like_quad_core_resnet18_fixed_split", "tpu_like_quad_core", "resnet18.onnx"),
+    ("simba", "simba", "resnet18.onnx"),
+    ("simba_small", "simba_small", "resnet18.yaml"),
+    ("simba_small_fixed", "simba_small", "fsrcnn.onnx"),
+    ("array_and_vec", "fusemax", "fsrcnn.onnx"),
+]
+
+
+@pytest.mark.parametrize("mapping, hardware, workload", RUNS, ids=[r[0] for r in RUNS])
+def test_classic_mappings_drive_a_run(mapping, hardware, workload):
+    detail = run_detailed(CLASSIC / "workload" / workload, CLASSIC / "hardware" / f"{hardware}.yaml",
+                          CLASSIC / "mapping" / f"{mapping}.yaml")
+    detail.trace.check()
+    assert detail.result.latency_cycles > 0
+
+
+def test_every_mapping_file_loads():
+    for path in peer_files("*/mapping/*.yaml") + [INPUTS / "mappings" / "quad_core.yaml"]:
+        assert load_mapping(path).rules
+
+
+def test_default_plan_prefers_specialised_cores(quad, resnet18):
+    plans = plan_layers(resnet18, quad)
+    assert plans["conv1"].candidates == (0, 1, 2, 3)  # general cores
+    assert plans["maxpool"].candidates == (4,)  # the pooling core lists MaxPool
+    assert plans["layer1.0.add"].candidates == (5,)  # the SIMD core lists Add
+    assert plans["conv1"].inter_core == ()
+
+
+# -- bad mappings (our strict format) -------------------------------------------------------
+
+
+BASE = """\
+    version: 1
+    layers:
+      - name: Conv
+        core_allocation: [0, 1, 2, 3]
+        inter_core_tiling: ["K, 4"]
+"""
+
+
+@pytest.mark.parametrize("edit, key, expected", [
+    (('"K, 4"', '"Q, 4"'), "layers[0].inter_core_tiling", "a dim of the layer"),
+    (('"K, 4"', '"C, 4"'), "layers[0].inter_core_tiling", "a parallel dim"),
+    (('"K, 4"', '"K, 99"'), "layers[0].inter_core_tiling", "at most 64 pieces of K"),
+    (("[0, 1, 2, 3]", "[0, 9]"), "layers[0].core_allocation[1]", "a core id of quad_core"),
+    (("[0, 1, 2, 3]", "[0, 6]"), "layers[0].core_allocation[1]", "a compute core that supports 'Conv'"),
+    (("name: Conv", "name: Convolution"), "layers[0].name", "a layer name, an operator type"),
+    (('"K, 4"', '"K, four"'), "layers[0].inter_core_tiling[0]", '"DIM, N"'),
+    (('inter_core_tiling: ["K, 4"]', 'intra_core_tiling: ["OY, 0"]'), "layers[0].intra_core_tiling[0]", ">= 1"),
+    (("core_allocation: [0, 1, 2, 3]", "cores: [0]"), "layers[0].cores", "a known key"),
+])
+def test_bad_mapping_names_file_key_and_expectation(write, quad, resnet18, edit, key, expected):
+    text = BASE.replace(*edit)
+    assert text != BASE
+    path = write("bad_mapping.yaml", text)
+    with pytest.raises(InputError) as info:
+        plan_layers(resnet18, quad, load_mapping(path))
+    message = str(info.value)
+    assert str(path) in message and key in message and expected in message, message

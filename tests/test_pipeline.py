@@ -1,0 +1,147 @@
+"""End to end: a two-conv chain worked out by hand, invariants, determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import INPUTS
+from stream.api import run, run_detailed
+
+# One 4x4 core (K and C unrolled 4 ways), 1 pJ/MAC, a 64-bit SRAM at 10 pJ per word;
+# DRAM with one 32-bit port at 100 pJ per word; one 32-bit bus at 0.5 pJ/bit.
+CORE = """\
+    version: 1
+    name: tiny
+    type: compute
+    memories:
+      sram:
+        size: 1048576
+        r_cost: 10
+        w_cost: 10
+        operands: [I1, I2, O]
+        ports:
+          - {name: r, type: read, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, tl", "I2, tl", "O, tl", "O, th"]}
+          - {name: w, type: write, bandwidth_min: 64, bandwidth_max: 64, allocation: ["I1, fh", "I2, fh", "O, fh", "O, fl"]}
+        served_dimensions: [D1, D2]
+    operational_array: {dimensions: [D1, D2], sizes: [4, 4], unit_energy: 1}
+    dataflows: {D1: ["K, 4"], D2: ["C, 4"]}
+"""
+DRAM = """\
+    version: 1
+    name: dram
+    type: offchip
+    memories:
+      dram:
+        size: 8000000000
+        r_cost: 100
+        w_cost: 100
+        operands: [I1, I2, O]
+        ports:
+          - {name: rw, type: read_write, bandwidth_min: 32, bandwidth_max: 32,
+             allocation: ["I1, fh", "I1, tl", "I2, fh", "I2, tl", "O, fh", "O, tl", "O, fl", "O, th"]}
+        served_dimensions: [D1, D2]
+    operational_array: {dimensions: [D1, D2], sizes: [0, 0], unit_energy: 0}
+"""
+SYSTEM = """\
+    version: 1
+    name: tiny_system
+    clock_hz: 2.0e+8
+    cores: {0: core.yaml, 1: dram.yaml}
+    offchip_core_id: 1
+    core_connectivity:
+      - {type: bus, cores: [0, 1], bandwidth: 32, unit_energy_cost: 0.5}
+"""
+CHAIN = """\
+    version: 1
+    name: chain
+    layers:
+      - name: conv_a
+        operator_type: Conv
+        equation: O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]
+        dimension_relations: [ix=1*ox+1*fx, iy=1*oy+1*fy]
+        loop_dims: [B, K, C, OY, OX, FY, FX]
+        loop_sizes: [1, 8, 4, 4, 4, 3, 3]
+        operand_precision: {O: 16, O_final: 8, W: 8, I: 8}
+        padding: {IY: [1, 1], IX: [1, 1]}
+      - name: conv_b
+        operator_type: Conv
+        equation: O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]
+        dimension_relations: [ix=1*ox+1*fx, iy=1*oy+1*fy]
+        loop_dims: [B, K, C, OY, OX, FY, FX]
+        loop_sizes: [1, 4, 8, 4, 4, 3, 3]
+        operand_precision: {O: 16, O_final: 8, W: 8, I: 8}
+        operand_source: {I: conv_a}
+        padding: {IY: [1, 1], IX: [1, 1]}
+"""
+
+
+@pytest.fixture
+def chain(write):
+    write("core.yaml", CORE)
+    write("dram.yaml", DRAM)
+    return write("chain.yaml", CHAIN), write("system.yaml", SYSTEM)
+
+
+def test_two_conv_chain_fused_by_hand(chain):
+    # Roofline per CN: conv_a computes ceil(8/4)*ceil(4/4)*4*4*3*3 = 288 cycles; its SRAM
+    # traffic (W 2304 + I 512 bits in at 64/cycle = 44) is hidden. conv_b: 1*2*144 = 288.
+    # DRAM (32 bits/cycle, one port, the bus is the route):
+    #   W_a 2304 bits: 0..72, then I_a 512 bits: 72..88; conv_a runs 88..376;
+    #   W_b is prefetched once conv_a starts: 88..160; conv_b runs 376..664 (conv_a's
+    #   output stays on the core); its 512-bit output goes back to DRAM: 664..680.
+    detail = run_detailed(*chain, mode="fused")
+    detail.trace.check()
+    r = detail.result
+    assert (r.num_cns, r.num_edges) == (2, 1)
+    assert list(detail.trace.start) == [88, 376] and list(detail.trace.end) == [376, 664]
+    assert r.latency_cycles == 680
+    assert r.latency_s == pytest.approx(680 / 2e8)
+    # MAC 2 x 4608 x 1 pJ; SRAM (44 + 16) + (52 + 8) words x 10 pJ;
+    # DRAM (72 + 16 + 72) read + 16 write words x 100 pJ; bus 5632 bits x 0.5 pJ
+    assert r.energy_pj == {"total": 30832.0, "mac": 9216.0, "onchip_memory": 1200.0,
+                           "offchip_memory": 17600.0, "interconnect": 2816.0}
+    assert r.dram_traffic_bytes == {"read": 640, "write": 64}
+    # W_a + I_a + conv_a's output + W_b resident together at t = 88
+    assert r.peak_memory_bytes == {"core0.sram": (2304 + 512 + 1024 + 2304) // 8}
+
+
+def test_two_conv_chain_layer_by_layer_by_hand(chain):
+    # As fused until conv_a ends at 376; then its 1024-bit output goes to DRAM (376..408)
+    # and comes back for conv_b (408..440); conv_b runs 440..728, writes back 728..744.
+    detail = run_detailed(*chain, mode="layer_by_layer")
+    detail.trace.check()
+    r = detail.result
+    assert list(detail.trace.start) == [88, 440]
+    assert r.latency_cycles == 744
+    assert r.dram_traffic_bytes == {"read": 640 + 128, "write": 64 + 128}
+    assert r.energy_pj["offchip_memory"] == 17600.0 + 2 * 32 * 100
+    assert r.energy_pj["total"] == pytest.approx(sum(v for k, v in r.energy_pj.items() if k != "total"))
+
+
+@pytest.mark.parametrize("mode", ["fused", "layer_by_layer"])
+def test_resnet18_on_quad_core_invariants(mode):
+    detail = run_detailed(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
+                          INPUTS / "mappings" / "quad_core.yaml", mode=mode)
+    detail.trace.check()
+    r = detail.result
+    assert r.num_cns == 94  # 20 convs and the fc split 4 ways, 10 other layers whole
+    assert sum(l.macs for l in r.layers) == detail.workload.macs
+    conv = next(l for l in r.layers if l.name == "layer1.0.conv1")
+    assert conv.cores == (0, 1, 2, 3)
+    assert next(l for l in r.layers if l.name == "maxpool").cores == (4,)
+    assert next(l for l in r.layers if l.name == "layer1.0.add").cores == (5,)
+
+
+def test_fused_moves_less_dram_traffic_than_layer_by_layer():
+    args = (INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
+            INPUTS / "mappings" / "quad_core.yaml")
+    fused, lbl = run(*args, mode="fused"), run(*args, mode="layer_by_layer")
+    weights_and_input = fused.dram_traffic_bytes["read"]
+    # layer by layer reads every intermediate back and writes every output
+    assert lbl.dram_traffic_bytes["read"] > weights_and_input
+    assert lbl.dram_traffic_bytes["write"] > fused.dram_traffic_bytes["write"] == 1000  # fc's 1000 bytes
+    assert lbl.energy_pj["offchip_memory"] > fused.energy_pj["offchip_memory"]
+
+
+def test_same_inputs_give_identical_results(chain):
+    assert run(*chain).to_json() == run(*chain).to_json()
