@@ -6,6 +6,7 @@ Bad input prints one ``error:`` line naming the file, key and expected form, and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -172,19 +176,27 @@ def _validate_one(file: str):
 
 
 def cmd_inspect(args) -> int:
-    from stream.workload import load_workload
+    from stream.workload import Role, load_workload
 
     workload = load_workload(args.workload)
-    print(f"{workload.name}: {len(workload)} layers, {workload.macs:,} MACs")
-    header = f"{'layer':<28} {'type':<18} {'MACs':>14}  {'O B':>10} {'inputs B':>12}  dims / sources"
-    print(header)
-    print("-" * len(header))
+    print(f"{workload.name}: {len(workload)} layers, {workload.macs:,} MACs (loop iterations)")
+    rows = [("layer", "type", "MACs", "output B", "act in B", "weights B", "loop dims", "inputs from")]
     for layer in workload.layers:
-        dims = " ".join(f"{d}{n}" for d, n in zip(layer.dims, layer.sizes))
-        inputs = ", ".join(f"{op.name}={layer.footprint_bits(op.name) // 8}" for op in layer.inputs)
-        sources = ", ".join(f"{op.name}<-{s.layer}" for op in layer.inputs for s in op.sources) or "DRAM"
-        print(f"{layer.name[:28]:<28} {layer.op_type[:18]:<18} {layer.macs:>14,}  "
-              f"{layer.footprint_bits(layer.output.name) // 8:>10,} {inputs:>12}  {dims} | {sources}")
+        in_bytes = {role: sum(layer.footprint_bits(op.name) for op in layer.inputs if op.role is role) // 8
+                    for role in (Role.ACTIVATION, Role.WEIGHT)}
+        rows.append((
+            layer.name, layer.op_type, f"{layer.macs:,}", f"{layer.footprint_bits(layer.output.name) // 8:,}",
+            f"{in_bytes[Role.ACTIVATION]:,}", f"{in_bytes[Role.WEIGHT]:,}",
+            " ".join(f"{d}{n}" for d, n in zip(layer.dims, layer.sizes)),
+            ", ".join(f"{op.name}<-{s.layer}" for op in layer.inputs for s in op.sources) or "DRAM",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {2, 3, 4, 5}
+    for k, row in enumerate(rows):
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
     for warning in workload.warnings:
         print(f"warning: {warning}")
     return 0

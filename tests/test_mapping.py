@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 from conftest import INPUTS, PEERS, peer_files
@@ -136,3 +138,15 @@ def test_bad_mapping_names_file_key_and_expectation(write, quad, resnet18, edit,
         plan_layers(resnet18, quad, load_mapping(path))
     message = str(info.value)
     assert str(path) in message and key in message and expected in message, message
+
+
+def test_fusion_groups_name_real_layers_once(write, quad, resnet18):
+    good = write("groups.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {name: stem, layers: [conv1, maxpool]}\n")
+    plans = plan_layers(resnet18, quad, load_mapping(good))
+    assert plans["conv1"].group == plans["maxpool"].group == "stem" and plans["fc"].group is None
+    ghost = write("ghost.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1, ghost]}\n")
+    with pytest.raises(InputError, match=r"ghost\.yaml: fusion_groups\[0\]\.layers\[1\]: expected the name of a layer"):
+        plan_layers(resnet18, quad, load_mapping(ghost))
+    twice = write("twice.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1]}\n  - {layers: [conv1]}\n")
+    with pytest.raises(InputError, match=r"fusion_groups\[1\]\.layers\[0\]: expected each layer in one fusion group at most.*already in group0"):
+        plan_layers(resnet18, quad, load_mapping(twice))

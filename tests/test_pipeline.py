@@ -145,3 +145,36 @@ def test_fused_moves_less_dram_traffic_than_layer_by_layer():
 
 def test_same_inputs_give_identical_results(chain):
     assert run(*chain).to_json() == run(*chain).to_json()
+
+
+def test_check_catches_a_broken_trace(chain):
+    trace = run_detailed(*chain).trace
+    trace.start[1] -= 1  # conv_b would start before conv_a's output exists
+    trace.end[1] -= 1
+    with pytest.raises(AssertionError, match="before its inputs existed"):
+        trace.check()
+
+
+WORKLOADS = ["resnet18.yaml", "two_conv.yaml", "fsrcnn.yaml", "swiglu.onnx", "transformer_block.onnx"]
+HARDWARE = ["single_core.yaml", "quad_core.yaml", "hetero.yaml", "mesh_4x4.yaml"]
+
+
+@pytest.mark.parametrize("hardware", HARDWARE)
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_every_bundled_workload_runs_on_every_bundled_hardware(workload, hardware):
+    for mode in ("fused", "layer_by_layer"):
+        detail = run_detailed(INPUTS / "workloads" / workload, INPUTS / "hardware" / hardware, mode=mode)
+        detail.trace.check()
+        r = detail.result
+        assert r.latency_cycles > 0 and r.energy_pj["mac"] > 0
+        # every MAC of the workload ran exactly once
+        assert sum(l.macs for l in r.layers) == detail.workload.macs
+
+
+def test_result_round_trips_through_json(chain):
+    import json
+
+    from stream.results import Result
+
+    result = run(*chain)
+    assert Result.from_dict(json.loads(result.to_json())) == result

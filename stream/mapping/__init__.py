@@ -7,6 +7,7 @@ checked against the workload and the hardware.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from stream.errors import InputError
@@ -25,6 +26,7 @@ class LayerPlan:
     pinned: tuple[int, ...] | None  # core per inter-core piece, when the mapping fixes them
     inter_core: tuple[tuple[str, int], ...]  # (dim, pieces): parallel pieces for different cores
     intra_core: tuple[TileSpec, ...]  # sequential pieces on one core (the fusion granularity)
+    group: str | None = None  # the fusion group the mapping puts this layer in
 
 
 def plan_layers(workload: Workload, accelerator: Accelerator, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
@@ -38,11 +40,29 @@ def plan_layers(workload: Workload, accelerator: Accelerator, mapping: Mapping |
             if rule.selector not in known:
                 raise InputError(file, rule.where.split(": ", 1)[-1] + ".name",
                                  "a layer name, an operator type of the workload, or 'default'", rule.selector)
+    groups = _group_of(workload, mapping) if mapping.strict else {}
     plans = {}
     for layer in workload.layers:
         rule = mapping.rule_for(layer)
-        plans[layer.name] = default_plan(layer, accelerator) if rule is None else _plan(layer, rule, accelerator, mapping)
+        plan = default_plan(layer, accelerator) if rule is None else _plan(layer, rule, accelerator, mapping)
+        plans[layer.name] = dataclasses.replace(plan, group=groups.get(layer.name))
     return plans
+
+
+def _group_of(workload: Workload, mapping: Mapping) -> dict[str, str]:
+    """Layer name -> fusion group name, checking that groups name real layers, once each."""
+    file, group_of = mapping.source_file or "<mapping>", {}
+    names = {l.name for l in workload.layers}
+    for i, group in enumerate(mapping.fusion_groups):
+        for k, name in enumerate(group.layers):
+            key = f"fusion_groups[{i}].layers[{k}]"
+            if name not in names:
+                raise InputError(file, key, "the name of a layer of the workload", name)
+            if name in group_of:
+                raise InputError(file, key, "each layer in one fusion group at most", name,
+                                 note=f"already in {group_of[name]}")
+            group_of[name] = group.name
+    return group_of
 
 
 def default_plan(layer: Layer, accelerator: Accelerator) -> LayerPlan:

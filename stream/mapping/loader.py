@@ -121,5 +121,5 @@ def _group(raw, where: Where) -> FusionGroup:
                    for i, l in enumerate(expect_list(raw["layers"], where / "layers")))
     if not layers:
         raise (where / "layers").error("at least one layer")
-    name = expect_str(str(raw.get("name", f"group_{where.path}")), where / "name")
+    name = expect_str(str(raw.get("name", f"group{where.path.rsplit('[', 1)[-1].rstrip(']')}")), where / "name")
     return FusionGroup(name, layers, _tilings(raw.get("intra_core_tiling", []), where / "intra_core_tiling", "tile"))

@@ -35,7 +35,7 @@ CAUSES = ("input_fetch", "weight_fetch", "core_to_core", "dram_write", "dram_rea
 
 @dataclass(frozen=True)
 class Transfer:
-    cn: int  # the CN whose data moves (producer for writes, consumer for reads)
+    cn: int  # the CN that reads the data (fetches, core to core) or wrote it (DRAM writes)
     src: int  # core id (the off-chip core for DRAM)
     dst: int
     bits: int
@@ -45,6 +45,7 @@ class Transfer:
     links: tuple[int, ...]
     interconnect_energy_pj: float
     dram_energy_pj: float
+    tensor: int = -1  # the external tensor fetched (weight or network input), else -1
 
 
 @dataclass(eq=False)
@@ -89,8 +90,17 @@ class Trace:
         for core_id, steps in self.memory.items():
             assert all(occ >= 0 for _, occ in steps), f"core {core_id}: occupancy below zero"
             assert steps[-1][1] == 0 if steps else True, f"core {core_id}: memory not freed at the end"
+        # every byte a CN reads arrived on its core before it started
+        fetched = {(t.dst, t.tensor): t.end for t in self.transfers if t.tensor >= 0}
         for t in self.transfers:
             assert t.end >= t.start and t.bits > 0, "an empty or backwards transfer"
+            if t.cause in ("core_to_core", "dram_read"):
+                assert t.end <= self.start[t.cn], f"CN {t.cn} started before its input arrived"
+        for cn in range(n):
+            core = int(self.allocation.core[cn])
+            for ext in g.external_inputs(cn).tolist():
+                assert fetched[(core, ext)] <= self.start[cn], f"CN {cn} started before its DRAM input arrived"
+        # Occupancy above capacity is not an invariant yet: without spilling it is reported.
 
 
 def simulate(cngraph: CNGraph, allocation: Allocation, costs: CostTable, accelerator: Accelerator) -> Trace:
@@ -160,7 +170,7 @@ class _Simulator:
             self._routes[key] = tuple(self._network.edges[a, b]["link"] for a, b in zip(path, path[1:]))
         return self._routes[key]
 
-    def transfer(self, cn: int, src: int, dst: int, bits: int, cause: str, on_start=None):
+    def transfer(self, cn: int, src: int, dst: int, bits: int, cause: str, on_start=None, tensor: int = -1):
         links = self.route(src, dst)
         dram = self.dram_id in (src, dst)
         held = [self.links[l] for l in sorted(set(links))] + ([self.dram_port] if dram else [])
@@ -181,7 +191,7 @@ class _Simulator:
         interconnect = bits * sum(self.acc.links[l].energy_per_bit for l in links)
         dram_energy = self.dram.access_energy(bits, write=dst == self.dram_id) if dram else 0.0
         self.transfers.append(Transfer(cn, src, dst, bits, start, self.env.now, cause, links,
-                                       interconnect, dram_energy))
+                                       interconnect, dram_energy, tensor))
 
     # -- memory --------------------------------------------------------------------
     def occupy(self, core: int, bits: int) -> None:
@@ -203,7 +213,8 @@ class _Simulator:
             tensor = self.g.externals[ext]
             cause = "weight_fetch" if tensor.role.value == "weight" else "input_fetch"
             self.fetched[key] = self.env.process(self.transfer(
-                -1, self.dram_id, core, tensor.bits, cause, on_start=lambda: self.occupy(core, tensor.bits)))
+                -1, self.dram_id, core, tensor.bits, cause, on_start=lambda: self.occupy(core, tensor.bits),
+                tensor=ext))
         return self.fetched[key]
 
     def deliver(self, edge: int, core: int):
@@ -216,7 +227,7 @@ class _Simulator:
         else:
             yield self.done[src]
             if self.alloc[src] != core:
-                yield from self.transfer(src, self.alloc[src], core, bits, "core_to_core",
+                yield from self.transfer(int(g.edge_dst[edge]), self.alloc[src], core, bits, "core_to_core",
                                          on_start=lambda: self.occupy(core, bits))
                 self.release_output(src)
 

@@ -161,8 +161,16 @@ def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused") -
         edge_bits=edge_arr[:, 2].copy(), in_ptr=np.cumsum(in_ptr),
         ext_ptr=ext_ptr, ext_ids=np.asarray([i for x in ext_lists for i in x], dtype=np.int64),
         externals=tuple(externals),
-        groups=tuple((l.name,) for l in workload.layers),
+        groups=_groups(workload, plans),
     )
+
+
+def _groups(workload: Workload, plans: dict[str, LayerPlan]) -> tuple[tuple[str, ...], ...]:
+    """Fusion groups in layer order: the mapping's, and every other layer alone."""
+    groups: dict[str, list[str]] = {}
+    for layer in workload.layers:
+        groups.setdefault(plans[layer.name].group or f"layer:{layer.name}", []).append(layer.name)
+    return tuple(tuple(g) for g in groups.values())
 
 
 def _pieces(layer: Layer, plan: LayerPlan):
