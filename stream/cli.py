@@ -50,8 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+")
     validate.set_defaults(func=cmd_validate)
 
-    inspect = sub.add_parser("inspect", help="print a workload's layer table")
+    inspect = sub.add_parser("inspect", help="print a workload's layer table, or its compute nodes (--cns)")
     inspect.add_argument("workload")
+    inspect.add_argument("--cns", action="store_true", help="split into compute nodes: counts per layer and group")
+    inspect.add_argument("--mapping", "-m", help="mapping file for --cns")
+    inspect.add_argument("--hardware", "-a", help="accelerator for --cns (checks cores, derives fusion groups)")
+    inspect.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
     inspect.set_defaults(func=cmd_inspect)
     return parser
 
@@ -179,6 +183,8 @@ def cmd_inspect(args) -> int:
     from stream.workload import Role, load_workload
 
     workload = load_workload(args.workload)
+    if args.cns:
+        return _inspect_cns(workload, args)
     print(f"{workload.name}: {len(workload)} layers, {workload.macs:,} MACs (loop iterations)")
     rows = [("layer", "type", "MACs", "output B", "act in B", "weights B", "loop dims", "inputs from")]
     for layer in workload.layers:
@@ -190,16 +196,59 @@ def cmd_inspect(args) -> int:
             " ".join(f"{d}{n}" for d, n in zip(layer.dims, layer.sizes)),
             ", ".join(f"{op.name}<-{s.layer}" for op in layer.inputs for s in op.sources) or "DRAM",
         ))
+    _print_table(rows, right={2, 3, 4, 5})
+    for warning in workload.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _inspect_cns(workload, args) -> int:
+    import numpy as np
+
+    from stream.hardware import load_hardware
+    from stream.mapping import load_mapping, plan_layers
+    from stream.tiling import DATA, tile
+
+    accelerator = load_hardware(args.hardware) if args.hardware else None
+    mapping = load_mapping(args.mapping) if args.mapping else None
+    g = tile(workload, plan_layers(workload, accelerator, mapping), args.mode)
+    data = g.edge_kind == DATA
+    in_data = np.bincount(g.edge_dst[data], minlength=g.num_cns)
+    in_chain = np.bincount(g.edge_dst[~data], minlength=g.num_cns)
+    ext_layer = np.array([e.layer for e in g.externals], dtype=np.int64)
+    print(f"{workload.name} ({args.mode}): {g.num_cns:,} CNs, {g.num_edges:,} edges "
+          f"({int(data.sum()):,} data, {int((~data).sum()):,} chain), {len(g.externals):,} DRAM tensors, "
+          f"{len(g.groups)} fusion groups")
+    rows = [("layer", "group", "CNs", "pieces", "tiles", "data in", "chain in", "DRAM tensors", "dim/intervals")]
+    for grid in g.grids:
+        cns = slice(grid.first, grid.first + grid.count)
+        split = " ".join(f"{s.dim}/{s.count}" for s in grid.splits)
+        rows.append((grid.layer.name, str(int(g.group[grid.first])) if grid.count else "-", f"{grid.count:,}",
+                     f"{int(g.piece[cns].max()) + 1:,}", f"{int(g.tile[cns].max()) + 1:,}",
+                     f"{int(in_data[cns].sum()):,}", f"{int(in_chain[cns].sum()):,}",
+                     f"{int((ext_layer == grid.index).sum()):,}", split or "-"))
+    _print_table(rows, right={2, 3, 4, 5, 6, 7})
+    print()
+    rows = [("group", "layers", "CNs", "edges inside", "edges in from other groups")]
+    same = g.group[g.edge_src] == g.group[g.edge_dst]
+    for i, members in enumerate(g.groups):
+        inside = int((same & (g.group[g.edge_dst] == i)).sum())
+        incoming = int((~same & (g.group[g.edge_dst] == i)).sum())
+        rows.append((str(i), f"{members[0]} .. {members[-1]} ({len(members)})",
+                     f"{int((g.group == i).sum()):,}", f"{inside:,}", f"{incoming:,}"))
+    _print_table(rows, right={2, 3, 4})
+    for note in g.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]], right: set[int]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    right = {2, 3, 4, 5}
     for k, row in enumerate(rows):
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
-    for warning in workload.warnings:
-        print(f"warning: {warning}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -143,10 +143,30 @@ def test_bad_mapping_names_file_key_and_expectation(write, quad, resnet18, edit,
 def test_fusion_groups_name_real_layers_once(write, quad, resnet18):
     good = write("groups.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {name: stem, layers: [conv1, maxpool]}\n")
     plans = plan_layers(resnet18, quad, load_mapping(good))
-    assert plans["conv1"].group == plans["maxpool"].group == "stem" and plans["fc"].group is None
+    assert plans["conv1"].group == plans["maxpool"].group == "stem"
+    assert plans["fc"].group.startswith("auto")  # layers in no given group are grouped automatically
     ghost = write("ghost.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1, ghost]}\n")
     with pytest.raises(InputError, match=r"ghost\.yaml: fusion_groups\[0\]\.layers\[1\]: expected the name of a layer"):
         plan_layers(resnet18, quad, load_mapping(ghost))
     twice = write("twice.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1]}\n  - {layers: [conv1]}\n")
     with pytest.raises(InputError, match=r"fusion_groups\[1\]\.layers\[0\]: expected each layer in one fusion group at most.*already in group0"):
         plan_layers(resnet18, quad, load_mapping(twice))
+
+
+def test_fusion_group_must_be_contiguous(write, quad, resnet18):
+    # conv1 -> maxpool -> layer1.0.conv1: a group of conv1 and layer1.0.conv1 skips maxpool
+    gap = write("gap.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1, layer1.0.conv1]}\n")
+    with pytest.raises(InputError, match=r"gap\.yaml: fusion_groups\[0\]\.layers: expected layers contiguous.*maxpool lies between"):
+        plan_layers(resnet18, quad, load_mapping(gap))
+
+
+def test_automatic_groups_cut_when_weights_exceed_the_cores(quad, resnet18):
+    plans = plan_layers(resnet18, quad)
+    groups = [plans[l.name].group for l in resnet18.layers]
+    assert groups == sorted(groups, key=lambda g: int(g[4:]))  # consecutive runs of layers
+    capacity = 4 * quad.core(0).top_memory.size_bits + quad.core(4).top_memory.size_bits + quad.core(5).top_memory.size_bits
+    for name in dict.fromkeys(groups):
+        members = [l for l in resnet18.layers if plans[l.name].group == name]
+        weights = sum(l.footprint_bits("W") for l in members if any(op.name == "W" and op.role.value == "weight" for op in l.inputs))
+        assert weights <= capacity or len(members) == 1
+    assert len(set(groups)) > 1  # ResNet-18's 11.7 MB of weights do not fit 4.4 MB of SRAM

@@ -124,7 +124,11 @@ def test_resnet18_on_quad_core_invariants(mode):
                           INPUTS / "mappings" / "quad_core.yaml", mode=mode)
     detail.trace.check()
     r = detail.result
-    assert r.num_cns == 94  # 20 convs and the fc split 4 ways, 10 other layers whole
+    if mode == "layer_by_layer":  # intra-core tiling is ignored: 20 convs and fc split 4 ways, 10 layers whole
+        assert r.num_cns == 21 * 4 + 10 == 94
+    else:  # one output row per CN: convs x 4 K-pieces x rows, maxpool and adds x rows, GAP 1, fc 4
+        assert r.num_cns == (112 * 4 + 56) + (4 * 56 * 4 + 2 * 56) + (5 * 28 * 4 + 2 * 28) \
+            + (5 * 14 * 4 + 2 * 14) + (5 * 7 * 4 + 2 * 7) + 1 + 4 == 2595
     assert sum(l.macs for l in r.layers) == detail.workload.macs
     conv = next(l for l in r.layers if l.name == "layer1.0.conv1")
     assert conv.cores == (0, 1, 2, 3)
@@ -135,11 +139,18 @@ def test_resnet18_on_quad_core_invariants(mode):
 def test_fused_moves_less_dram_traffic_than_layer_by_layer():
     args = (INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
             INPUTS / "mappings" / "quad_core.yaml")
-    fused, lbl = run(*args, mode="fused"), run(*args, mode="layer_by_layer")
-    weights_and_input = fused.dram_traffic_bytes["read"]
-    # layer by layer reads every intermediate back and writes every output
-    assert lbl.dram_traffic_bytes["read"] > weights_and_input
-    assert lbl.dram_traffic_bytes["write"] > fused.dram_traffic_bytes["write"] == 1000  # fc's 1000 bytes
+    detail = run_detailed(*args, mode="fused")
+    fused, lbl = detail.result, run(*args, mode="layer_by_layer")
+    workload = detail.workload
+    # automatic fusion groups: 4.4 MiB of SRAM holds the weights up to layer4.0.conv1 (3.9 MB)
+    assert [g[-1] for g in detail.cngraph.groups] == ["layer4.0.conv1", "layer4.0.add", "layer4.1.conv1", "fc"]
+    # fused: only rows that leave their group reach DRAM. layer3.1.add -> layer4.0.downsample
+    # (1x1, stride 2) needs the 7 even rows of 256 x 14 bytes; layer4.0.conv1, layer4.0.add and
+    # layer4.1.conv1 each send all of 512 x 7 x 7 bytes; fc writes its 1000 bytes.
+    assert fused.dram_traffic_bytes["write"] == 7 * 256 * 14 + 3 * 512 * 7 * 7 + 1000
+    # layer by layer writes every output and reads every intermediate back
+    assert lbl.dram_traffic_bytes["write"] == sum(l.footprint_bits("O") // 8 for l in workload.layers)
+    assert lbl.dram_traffic_bytes["read"] > fused.dram_traffic_bytes["read"]
     assert lbl.energy_pj["offchip_memory"] > fused.energy_pj["offchip_memory"]
 
 

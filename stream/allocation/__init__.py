@@ -1,7 +1,8 @@
 """Decide which core runs each compute node.
 
-Skeleton (issue 2): pieces the mapping pins go to their cores; every other CN goes,
-in topological order, to the candidate core where it would finish first (list
+The unit of allocation is an inter-core piece: all intra-core tiles of a piece run on
+one core, in order. Pieces the mapping pins go to their cores; every other piece goes,
+in topological order, to the candidate core where its tiles would finish first (list
 scheduling on cost-table latencies, ignoring transfers; ties to the lowest core id).
 """
 
@@ -27,26 +28,41 @@ class Allocation:
         return int(self.core[cn])
 
 
+def pieces(cngraph: CNGraph) -> list[np.ndarray]:
+    """CN ids of every inter-core piece, pieces in topological order, tiles in order."""
+    out = []
+    for grid in cngraph.grids:
+        cns = np.arange(grid.first, grid.first + grid.count)
+        piece = cngraph.piece[cns]
+        order = np.argsort(piece, kind="stable")
+        bounds = np.flatnonzero(np.diff(piece[order])) + 1
+        out += np.split(cns[order], bounds)
+    return out
+
+
 def allocate(cngraph: CNGraph, costs: CostTable, method: str = "greedy") -> Allocation:
     if method not in METHODS:
         raise ValueError(f"allocator must be one of {METHODS}, got {method!r}")
-    n = cngraph.num_cns
-    core_of = np.full(n, -1, dtype=np.int32)
-    finish = np.zeros(n, dtype=np.int64)
+    g = cngraph
+    core_of = np.full(g.num_cns, -1, dtype=np.int32)
+    finish = np.zeros(g.num_cns, dtype=np.int64)
     core_free: dict[int, int] = {}
-    for cn in range(n):  # CNs are numbered in a topological order
-        plan = cngraph.plans[cngraph.layer_of(cn).name]
-        ready = max((int(finish[cngraph.edge_src[e]]) for e in cngraph.inputs(cn)), default=0)
-        if plan.pinned is not None:
-            options = (plan.pinned[int(cngraph.piece[cn])],)
-        else:
-            options = plan.candidates
+    for cns in pieces(g):
+        plan = g.plans[g.layer_of(int(cns[0])).name]
+        options = plan.candidates if plan.pinned is None else (plan.pinned[int(g.piece[cns[0]])],)
         best = None
         for core_id in options:
-            start = max(ready, core_free.get(core_id, 0))
-            end = start + costs.get(cn, core_id).latency_cycles
-            if best is None or end < best[0]:
-                best = (end, core_id)
-        finish[cn], core_of[cn] = best
-        core_free[best[1]] = best[0]
-    return Allocation(core_of, method, int(finish.max()) if n else 0)
+            t = core_free.get(core_id, 0)
+            ends = []
+            for cn in cns.tolist():
+                preds = g.edge_src[g.in_ptr[cn]:g.in_ptr[cn + 1]]
+                ready = int(finish[preds].max()) if preds.size else 0
+                t = max(t, ready) + costs.get(cn, core_id).latency_cycles
+                ends.append(t)
+            if best is None or t < best[0]:
+                best = (t, core_id, ends)
+        end, core_id, ends = best
+        core_of[cns] = core_id
+        finish[cns] = ends
+        core_free[core_id] = end
+    return Allocation(core_of, method, int(finish.max()) if g.num_cns else 0)

@@ -43,14 +43,17 @@ class CostTable:
         self._model = model
         self._cngraph = cngraph
         self._cache: dict[tuple, CNCost] = {}
+        self._signatures = [_signature(layer) for layer in cngraph.workload.layers]
+        self._spans = cngraph.stops - cngraph.starts
         self.hits = 0
         self.misses = 0
 
     def get(self, cn: int, core_id: int) -> CNCost:
         g = self._cngraph
-        layer = g.layer_of(cn)
-        spans = tuple((g.stops[cn] - g.starts[cn])[: len(layer.dims)].tolist())
-        key = (_signature(layer), spans, core_id)
+        layer_index = int(g.layer[cn])
+        layer = g.workload.layers[layer_index]
+        spans = tuple(self._spans[cn, : len(layer.dims)].tolist())
+        key = (self._signatures[layer_index], spans, core_id)
         cost = self._cache.get(key)
         if cost is None:
             self.misses += 1

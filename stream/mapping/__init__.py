@@ -8,13 +8,16 @@ checked against the workload and the hardware.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+
+import networkx as nx
 
 from stream.errors import InputError
 from stream.hardware.ir import Accelerator
 from stream.mapping.ir import FusionGroup, LayerRule, Mapping, TileSpec
 from stream.mapping.loader import load_mapping
-from stream.workload.ir import DimKind, Layer, Workload
+from stream.workload.ir import DimKind, Layer, Role, Workload
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,23 @@ class LayerPlan:
     group: str | None = None  # the fusion group the mapping puts this layer in
 
 
-def plan_layers(workload: Workload, accelerator: Accelerator, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
-    """Resolve ``mapping`` for every layer; without one, use :func:`default_plan`."""
+def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
+    """Resolve ``mapping`` for every layer; without one, use :func:`default_plan`.
+
+    Layers the mapping puts in no fusion group are grouped automatically: consecutive
+    layers (in topological order) join a group until the weights that must stay resident
+    would exceed the top memories of the group's cores. Without an accelerator (to inspect
+    a mapping alone) core ids are not checked, ``*`` splits over the listed cores and
+    there is no capacity limit.
+    """
     if mapping is None:
-        return {l.name: default_plan(l, accelerator) for l in workload.layers}
+        plans = {l.name: default_plan(l, accelerator) for l in workload.layers}
+    else:
+        plans = _plans_from(workload, accelerator, mapping)
+    return _auto_groups(workload, accelerator, plans)
+
+
+def _plans_from(workload: Workload, accelerator: Accelerator, mapping: Mapping) -> dict[str, LayerPlan]:
     file = mapping.source_file or "<mapping>"
     if mapping.strict:
         known = {l.name for l in workload.layers} | {l.op_type for l in workload.layers} | {"default"}
@@ -50,7 +66,8 @@ def plan_layers(workload: Workload, accelerator: Accelerator, mapping: Mapping |
 
 
 def _group_of(workload: Workload, mapping: Mapping) -> dict[str, str]:
-    """Layer name -> fusion group name, checking that groups name real layers, once each."""
+    """Layer name -> fusion group name, checking that groups name real layers, once each,
+    and are contiguous (no path leaves a group and comes back into it)."""
     file, group_of = mapping.source_file or "<mapping>", {}
     names = {l.name for l in workload.layers}
     for i, group in enumerate(mapping.fusion_groups):
@@ -62,11 +79,39 @@ def _group_of(workload: Workload, mapping: Mapping) -> dict[str, str]:
                 raise InputError(file, key, "each layer in one fusion group at most", name,
                                  note=f"already in {group_of[name]}")
             group_of[name] = group.name
+        members = set(group.layers)
+        below = set().union(*(nx.descendants(workload.graph, m) for m in members))
+        above = set().union(*(nx.ancestors(workload.graph, m) for m in members))
+        between = sorted((below & above) - members, key=workload.index)
+        if between:
+            raise InputError(file, f"fusion_groups[{i}].layers", "layers contiguous in the graph", list(group.layers),
+                             note=f"{between[0]} lies between them but is not in the group")
     return group_of
 
 
-def default_plan(layer: Layer, accelerator: Accelerator) -> LayerPlan:
+def _auto_groups(workload: Workload, accelerator: Accelerator, plans: dict[str, LayerPlan]) -> dict[str, LayerPlan]:
+    out, current, cores, weights, count = {}, None, set(), 0, 0
+    for layer in workload.layers:
+        plan = plans[layer.name]
+        if plan.group is not None:
+            out[layer.name], current = plan, None
+            continue
+        layer_weights = sum(layer.footprint_bits(op.name) for op in layer.inputs if op.role is Role.WEIGHT)
+        new_cores = cores | set(plan.candidates)
+        capacity = math.inf if accelerator is None else sum(accelerator.core(c).top_memory.size_bits for c in new_cores)
+        if current is None or weights + layer_weights > capacity:
+            current, cores, weights, count = f"auto{count}", set(plan.candidates), 0, count + 1
+        else:
+            cores = new_cores
+        weights += layer_weights
+        out[layer.name] = dataclasses.replace(plan, group=current)
+    return out
+
+
+def default_plan(layer: Layer, accelerator: Accelerator | None) -> LayerPlan:
     """Cores made for this operator (listing it) if any, else every general compute core."""
+    if accelerator is None:
+        return LayerPlan(layer.name, (), None, (), ())
     special = tuple(c.id for c in accelerator.compute_cores
                     if c.operator_types is not None and layer.op_type in c.operator_types)
     general = tuple(c.id for c in accelerator.compute_cores if c.operator_types is None)
@@ -93,11 +138,16 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
         return None
 
     cores = rule.core_allocation or default_plan(layer, accelerator).candidates
-    for i, core_id in enumerate(cores):
+    for i, core_id in enumerate(cores if accelerator is not None else ()):
         if core_id not in accelerator.core_ids:
             raise error(f"core_allocation[{i}]", f"a core id of {accelerator.name} {list(accelerator.core_ids)}", core_id)
         if not accelerator.core(core_id).supports(layer.op_type):
             raise error(f"core_allocation[{i}]", f"a compute core that supports {layer.op_type!r}", core_id)
+
+    for tiling, specs in (("inter_core_tiling", rule.inter_core_tiling), ("intra_core_tiling", rule.intra_core_tiling)):
+        dims = [spec.dim for spec in specs]
+        if len(set(dims)) != len(dims):
+            raise error(tiling, "each dim at most once", dims)
 
     inter = []
     for spec in rule.inter_core_tiling:

@@ -7,9 +7,10 @@ Skeleton (issue 2):
 * a transfer holds every link of its route (fewest hops; a bus is one hop) and, when it
   touches DRAM, the DRAM port, for ``ceil(bits / slowest bandwidth)`` cycles;
 * weights and network inputs start in DRAM and are fetched once per core, as soon as
-  every producer of the CN that needs them has started; outputs of
-  the last layers are written back to DRAM; in ``layer_by_layer`` mode every output goes
-  to DRAM and consumers read it from there, in ``fused`` mode it moves core to core;
+  every producer of the CN that needs them has started; final outputs of the last
+  layers are written back to DRAM; a tensor that crosses fusion groups goes to DRAM and
+  its consumers read it from there (in ``layer_by_layer`` mode every layer is its own
+  group), inside a group it moves core to core;
 * each core's top memory tracks occupancy: inputs from the moment their transfer
   starts until their last local consumer ends, outputs from the start of their CN until
   every consumer has them. No spilling yet: an overflow is reported, not hidden.
@@ -135,17 +136,16 @@ class _Simulator:
         # references that keep data resident: per CN output, per (core, external tensor)
         self.out_refs = np.zeros(n, dtype=np.int64)
         self.ext_uses: dict[tuple[int, int], int] = {}
-        lbl = g.mode == "layer_by_layer"
         for cn in range(n):
             core = allocation[cn]
             for ext in g.external_inputs(cn).tolist():
                 self.ext_uses[(core, ext)] = self.ext_uses.get((core, ext), 0) + 1
-        for e in range(g.num_edges):
-            if not lbl:
-                self.out_refs[g.edge_src[e]] += 1
-        for cn in range(n):
-            if lbl or g.is_sink(cn):
-                self.out_refs[cn] += 1  # the write-back to DRAM
+        # tensors crossing fusion groups go through DRAM; within a group, core to core
+        self.via_dram = g.group[g.edge_src] != g.group[g.edge_dst]
+        self.writeback = np.array([g.is_sink(cn) for cn in range(n)], dtype=bool)
+        self.writeback[g.edge_src[self.via_dram]] = True
+        np.add.at(self.out_refs, g.edge_src[~self.via_dram], 1)
+        self.out_refs += self.writeback  # the write-back to DRAM holds it too
 
     # -- interconnect --------------------------------------------------------------
     def _interconnect(self) -> nx.Graph:
@@ -220,15 +220,18 @@ class _Simulator:
     def deliver(self, edge: int, core: int):
         g = self.g
         src, bits = int(g.edge_src[edge]), int(g.edge_bits[edge])
-        if g.mode == "layer_by_layer":
+        if self.via_dram[edge]:
             yield self.in_dram[src]
-            yield from self.transfer(int(g.edge_dst[edge]), self.dram_id, core, bits, "dram_read",
-                                     on_start=lambda: self.occupy(core, bits))
+            if bits:
+                yield from self.transfer(int(g.edge_dst[edge]), self.dram_id, core, bits, "dram_read",
+                                         on_start=lambda: self.occupy(core, bits))
         else:
             yield self.done[src]
-            if self.alloc[src] != core:
+            if self.alloc[src] != core and bits:
                 yield from self.transfer(int(g.edge_dst[edge]), self.alloc[src], core, bits, "core_to_core",
                                          on_start=lambda: self.occupy(core, bits))
+                self.release_output(src)
+            elif self.alloc[src] != core:
                 self.release_output(src)
 
     def run_cn(self, cn: int):
@@ -255,7 +258,7 @@ class _Simulator:
         # inputs delivered to this core for this CN are no longer needed
         for e in g.inputs(cn):
             src = int(g.edge_src[e])
-            if g.mode == "layer_by_layer" or self.alloc[src] != core:
+            if self.via_dram[e] or self.alloc[src] != core:
                 self.occupy(core, -int(g.edge_bits[e]))
             else:
                 self.release_output(src)
@@ -263,7 +266,7 @@ class _Simulator:
             self.ext_uses[(core, ext)] -= 1
             if self.ext_uses[(core, ext)] == 0:
                 self.occupy(core, -self.g.externals[ext].bits)
-        if g.mode == "layer_by_layer" or g.is_sink(cn):
+        if self.writeback[cn]:
             cause = "sink_write" if g.is_sink(cn) else "dram_write"
             yield from self.transfer(cn, core, self.dram_id, int(g.out_bits[cn]), cause)
             self.release_output(cn)

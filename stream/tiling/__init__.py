@@ -1,29 +1,39 @@
-"""Split layers into compute nodes (CNs) and compute their dependencies.
+"""Split layers into compute nodes (CNs) and compute their exact dependencies.
 
-Skeleton (issue 2): one CN per inter-core piece of each layer; intra-core tiling is
-recorded in the plans but not applied yet. Dependencies are exact for producer and
-consumer tensors related axis by axis: the consumer's input box (through its affine
-axes) is intersected with each producer piece's output box, and the edge carries the
-bits of that intersection. Through view ops (reshape, transpose, concat, ...) a
-consumer conservatively depends on every producer piece with that piece's whole output.
+* Each layer is cut into a regular grid (:mod:`stream.tiling.grid`): inter-core pieces
+  (parallel, one per core) and, in ``fused`` mode, intra-core tiles of each piece (the
+  fusion granularity). ``layer_by_layer`` mode ignores intra-core tiling.
+* Data edges come from the affine operand axes and the views between tensors
+  (:mod:`stream.tiling.deps`): exact element counts, vectorised with numpy.
+* Tiles of one piece split along a reduction dim hold partial sums: they chain in order
+  (kind ``PARTIAL``, carrying the partial output) and only the last one feeds consumers.
+  Tiles along a sequential dim chain in order (kind ``SEQUENTIAL``; the state stays on
+  the core, so the edge carries no bits).
+* Weights and network inputs are external tensors read from DRAM; CNs reading the same
+  slice share one, so the simulator fetches it once per core (``ext_uses`` counts users).
+* Fusion groups come from the plans (given by the mapping or derived there); in
+  ``layer_by_layer`` mode every layer is its own group. Tensors crossing groups go
+  through DRAM.
 """
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from stream.mapping import LayerPlan
-from stream.workload.ir import Layer, Role, Workload
+from stream.tiling.deps import AxisReads, data_edges
+from stream.tiling.grid import LayerGrid, layer_grid
+from stream.workload.ir import DimKind, Layer, Role, Workload
 
 MODES = ("fused", "layer_by_layer")
+DATA, PARTIAL, SEQUENTIAL = 0, 1, 2  # edge kinds
 
 
 @dataclass(frozen=True)
 class ExternalTensor:
-    """A tensor read from DRAM: a weight slice or a slice of a network input."""
+    """A tensor slice read from DRAM: a weight tile or a slice of a network input."""
 
     layer: int
     operand: str
@@ -33,30 +43,39 @@ class ExternalTensor:
 
 @dataclass(frozen=True, eq=False)
 class CNGraph:
-    """Compute nodes and their dependency edges, as flat numpy arrays.
+    """Compute nodes and dependency edges as flat numpy arrays.
 
-    CN ``i`` runs ``box(i)`` of layer ``layer[i]``. Edges are sorted by destination;
-    ``in_ptr[i]:in_ptr[i+1]`` indexes the edges into CN ``i`` (CSR). External inputs
-    (weights, network inputs) are listed per CN the same way in ``ext_ptr``/``ext_ids``.
+    CN ``i`` runs ``box(i)`` of layer ``layer[i]``; CNs are numbered layer by layer in a
+    topological order. Edges are sorted by destination: ``in_ptr[i]:in_ptr[i+1]`` are the
+    edges into CN ``i`` (CSR); ``out_edges[out_ptr[i]:out_ptr[i+1]]`` the edges out of it.
     """
 
     workload: Workload
     mode: str
     plans: dict[str, LayerPlan]
+    grids: tuple[LayerGrid, ...]
     layer: np.ndarray  # (n,) int32: layer index per CN
-    piece: np.ndarray  # (n,) int32: inter-core piece index within the layer
+    piece: np.ndarray  # (n,) int64: inter-core piece within the layer (one core runs a piece)
+    tile: np.ndarray  # (n,) int64: intra-core tile within the piece
     starts: np.ndarray  # (n, max_dims) int64, in the layer's dim order
     stops: np.ndarray  # (n, max_dims) int64
     macs: np.ndarray  # (n,) int64
-    out_bits: np.ndarray  # (n,) int64: final output bits this CN produces
+    out_bits: np.ndarray  # (n,) int64: output bits (partial-sum precision if not the last reduction tile)
+    completes: np.ndarray  # (n,) bool: holds final outputs (last tile of every reduction dim)
+    group: np.ndarray  # (n,) int32: fusion group of the CN's layer
     edge_src: np.ndarray  # (e,) int64
     edge_dst: np.ndarray  # (e,) int64
-    edge_bits: np.ndarray  # (e,) int64: bits the consumer needs from the producer
+    edge_bits: np.ndarray  # (e,) int64
+    edge_kind: np.ndarray  # (e,) int8: DATA, PARTIAL or SEQUENTIAL
     in_ptr: np.ndarray  # (n+1,) int64
+    out_ptr: np.ndarray  # (n+1,) int64
+    out_edges: np.ndarray  # (e,) int64: edge ids sorted by source
     ext_ptr: np.ndarray  # (n+1,) int64
     ext_ids: np.ndarray  # (k,) int64 into ``externals``
+    ext_uses: np.ndarray  # (len(externals),) int64: CNs reading each external tensor
     externals: tuple[ExternalTensor, ...]
-    groups: tuple[tuple[str, ...], ...] = field(default=())  # fusion groups (layer names)
+    groups: tuple[tuple[str, ...], ...]  # fusion groups: layer names, in order
+    notes: tuple[str, ...] = ()  # where dependencies were counted conservatively
 
     @property
     def num_cns(self) -> int:
@@ -69,138 +88,199 @@ class CNGraph:
     def layer_of(self, cn: int) -> Layer:
         return self.workload.layers[int(self.layer[cn])]
 
+    def layer_cns(self, layer_index: int) -> range:
+        grid = self.grids[layer_index]
+        return range(grid.first, grid.first + grid.count)
+
     def box(self, cn: int) -> dict[str, tuple[int, int]]:
         layer = self.layer_of(cn)
         return {d: (int(self.starts[cn, k]), int(self.stops[cn, k])) for k, d in enumerate(layer.dims)}
 
     def inputs(self, cn: int) -> range:
+        """Ids of the edges into ``cn``."""
         return range(int(self.in_ptr[cn]), int(self.in_ptr[cn + 1]))
+
+    def outputs(self, cn: int) -> np.ndarray:
+        """Ids of the edges out of ``cn``."""
+        return self.out_edges[self.out_ptr[cn]:self.out_ptr[cn + 1]]
 
     def external_inputs(self, cn: int) -> np.ndarray:
         return self.ext_ids[self.ext_ptr[cn]:self.ext_ptr[cn + 1]]
 
     def is_sink(self, cn: int) -> bool:
-        """Its layer's output leaves the network (no consumer layer)."""
-        return not self.workload.successors(self.layer_of(cn).name)
+        """Holds final outputs that leave the network (its layer has no consumer)."""
+        return bool(self.completes[cn]) and not self.workload.successors(self.layer_of(cn).name)
 
     def to_networkx(self):
+        """The CN graph as a networkx DiGraph (for small graphs: inspection, drawing)."""
         import networkx as nx
 
         graph = nx.DiGraph()
         for i in range(self.num_cns):
-            graph.add_node(i, layer=self.layer_of(i).name, piece=int(self.piece[i]))
-        for s, d, b in zip(self.edge_src.tolist(), self.edge_dst.tolist(), self.edge_bits.tolist()):
-            graph.add_edge(s, d, bits=b)
+            graph.add_node(i, layer=self.layer_of(i).name, piece=int(self.piece[i]), tile=int(self.tile[i]))
+        for s, d, b, k in zip(self.edge_src.tolist(), self.edge_dst.tolist(), self.edge_bits.tolist(),
+                              self.edge_kind.tolist()):
+            graph.add_edge(s, d, bits=b, kind=k)
         return graph
 
 
 def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused") -> CNGraph:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    fused = mode == "fused"
+    grids, first = [], 0
+    for index, layer in enumerate(workload.layers):
+        grids.append(layer_grid(layer, index, plans[layer.name], first, intra=fused))
+        first += grids[-1].count
+    n = first
     max_dims = max(len(l.dims) for l in workload.layers)
-    layer_idx, piece_idx, starts, stops = [], [], [], []
-    first_cn, piece_count = {}, {}
-    for li, layer in enumerate(workload.layers):
-        first_cn[layer.name] = len(layer_idx)
-        boxes = list(_pieces(layer, plans[layer.name]))
-        piece_count[layer.name] = len(boxes)
-        for p, box in enumerate(boxes):
-            layer_idx.append(li)
-            piece_idx.append(p)
-            starts.append([box[d][0] for d in layer.dims] + [0] * (max_dims - len(layer.dims)))
-            stops.append([box[d][1] for d in layer.dims] + [1] * (max_dims - len(layer.dims)))
-    n = len(layer_idx)
-    layer_arr = np.asarray(layer_idx, dtype=np.int32)
-    starts_arr = np.asarray(starts, dtype=np.int64).reshape(n, max_dims)
-    stops_arr = np.asarray(stops, dtype=np.int64).reshape(n, max_dims)
-    macs = np.prod(stops_arr - starts_arr, axis=1)
+    starts = np.empty((n, max_dims), dtype=np.int64)
+    stops = np.empty((n, max_dims), dtype=np.int64)
+    layer_of = np.empty(n, dtype=np.int32)
+    piece = np.empty(n, dtype=np.int64)
+    tile_index = np.empty(n, dtype=np.int64)
+    completes = np.ones(n, dtype=bool)
+    for grid in grids:
+        cns = slice(grid.first, grid.first + grid.count)
+        starts[cns], stops[cns] = grid.boxes(max_dims)
+        layer_of[cns] = grid.index
+        piece[cns], tile_index[cns] = grid.pieces_and_tiles()
+        for split, idx in zip(grid.splits, grid.interval_indices(np.arange(grid.count))):
+            if split.kind is DimKind.REDUCTION:
+                completes[cns] &= idx == split.count - 1
 
-    def box_of(cn: int) -> dict[str, tuple[int, int]]:
-        layer = workload.layers[layer_idx[cn]]
-        return {d: (int(starts_arr[cn, k]), int(stops_arr[cn, k])) for k, d in enumerate(layer.dims)}
-
-    out_bits = np.zeros(n, dtype=np.int64)
-    edges: list[tuple[int, int, int]] = []
-    ext_lists: list[list[int]] = [[] for _ in range(n)]
-    externals: list[ExternalTensor] = []
-    ext_index: dict[tuple, int] = {}
-    for cn in range(n):
-        layer = workload.layers[layer_idx[cn]]
-        box = box_of(cn)
-        out_bits[cn] = layer.footprint_bits(layer.output.name, box)
+    out_elements = _output_elements(workload, grids, starts, stops)
+    out_bits = np.empty(n, dtype=np.int64)
+    src, dst, bits, kind = [], [], [], []
+    notes: list[str] = []
+    for grid in grids:
+        layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)
+        partial = layer.output.partial_precision or layer.output.precision
+        out_bits[cns] = out_elements[cns] * np.where(completes[cns], layer.output.precision, partial)
+        for chain_kind, (s, d) in _chains(grid):
+            src.append(s)
+            dst.append(d)
+            bits.append(out_elements[s] * partial if chain_kind == PARTIAL else np.zeros(s.shape, dtype=np.int64))
+            kind.append(np.full(s.shape, chain_kind, dtype=np.int8))
         for op in layer.inputs:
-            if op.precision == 0:
-                continue
-            if not op.sources:
-                # One DRAM tensor per distinct slice: equal slices are shared across CNs.
-                ranges = tuple(axis.index_range(box) for axis in op.axes)
-                key = (layer_idx[cn], op.name, ranges)
-                if key not in ext_index:
-                    ext_index[key] = len(externals)
-                    externals.append(ExternalTensor(layer_idx[cn], op.name, op.role,
-                                                    layer.footprint_bits(op.name, box)))
-                ext_lists[cn].append(ext_index[key])
-                continue
             for source in op.sources:
-                producer = workload.layer(source.layer)
-                p0 = first_cn[producer.name]
-                for p in range(p0, p0 + piece_count[producer.name]):
-                    bits = _needed_bits(layer, op, box, producer, box_of(p), bool(source.views))
-                    if bits > 0:
-                        edges.append((p, cn, bits))
-    edges.sort(key=lambda e: (e[1], e[0]))
-    edge_arr = np.asarray(edges, dtype=np.int64).reshape(-1, 3)
+                producer = grids[workload.index(source.layer)]
+                pcns = slice(producer.first, producer.first + producer.count)
+                s, d, b = data_edges(grid, starts[cns], stops[cns], op, source, producer,
+                                     starts[pcns], stops[pcns], notes)
+                src.append(s)
+                dst.append(d)
+                bits.append(b)
+                kind.append(np.zeros(s.shape, dtype=np.int8))
+    edge_src, edge_dst, edge_bits, edge_kind = _merge_edges(src, dst, bits, kind)
     in_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(in_ptr, edge_arr[:, 1] + 1, 1)
-    ext_ptr = np.zeros(n + 1, dtype=np.int64)
-    ext_ptr[1:] = np.cumsum([len(x) for x in ext_lists])
+    np.cumsum(np.bincount(edge_dst, minlength=n), out=in_ptr[1:])
+    out_edges = np.argsort(edge_src, kind="stable")
+    out_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(edge_src, minlength=n), out=out_ptr[1:])
+    ext_ptr, ext_ids, externals = _externals(workload, grids, starts, stops)
+    groups, group_of_layer = _groups(workload, plans, fused)
     return CNGraph(
-        workload=workload, mode=mode, plans=plans, layer=layer_arr,
-        piece=np.asarray(piece_idx, dtype=np.int32), starts=starts_arr, stops=stops_arr,
-        macs=macs, out_bits=out_bits, edge_src=edge_arr[:, 0].copy(), edge_dst=edge_arr[:, 1].copy(),
-        edge_bits=edge_arr[:, 2].copy(), in_ptr=np.cumsum(in_ptr),
-        ext_ptr=ext_ptr, ext_ids=np.asarray([i for x in ext_lists for i in x], dtype=np.int64),
-        externals=tuple(externals),
-        groups=_groups(workload, plans),
+        workload=workload, mode=mode, plans=plans, grids=tuple(grids), layer=layer_of, piece=piece,
+        tile=tile_index, starts=starts, stops=stops, macs=np.prod(stops - starts, axis=1),
+        out_bits=out_bits, completes=completes, group=group_of_layer[layer_of],
+        edge_src=edge_src, edge_dst=edge_dst, edge_bits=edge_bits, edge_kind=edge_kind,
+        in_ptr=in_ptr, out_ptr=out_ptr, out_edges=out_edges, ext_ptr=ext_ptr, ext_ids=ext_ids,
+        ext_uses=np.bincount(ext_ids, minlength=len(externals)), externals=externals,
+        groups=groups, notes=tuple(notes),
     )
 
 
-def _groups(workload: Workload, plans: dict[str, LayerPlan]) -> tuple[tuple[str, ...], ...]:
-    """Fusion groups in layer order: the mapping's, and every other layer alone."""
-    groups: dict[str, list[str]] = {}
+def _output_elements(workload: Workload, grids, starts, stops) -> np.ndarray:
+    out = np.empty(starts.shape[0], dtype=np.int64)
+    for grid in grids:
+        layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)
+        positions = {d: i for i, d in enumerate(layer.dims)}
+        elements = np.ones(grid.count, dtype=np.int64)
+        for axis in layer.output.axes:
+            reads = AxisReads(axis, positions, starts[cns], stops[cns])
+            elements *= reads.sizes(axis, layer.dims, starts[cns], stops[cns])
+        out[cns] = elements
+    return out
+
+
+def _chains(grid: LayerGrid):
+    """(kind, (src, dst)) chains along split reduction dims and sequential dims."""
+    local = np.arange(grid.count)
+    idx = grid.interval_indices(local)
+    reduction = [i for i, s in enumerate(grid.splits) if s.kind is DimKind.REDUCTION]
+    if reduction:
+        # order tiles by their reduction intervals (mixed radix); each follows the previous
+        r = np.zeros(grid.count, dtype=np.int64)
+        for i in reduction:
+            r = r * grid.splits[i].count + idx[i]
+        later = r > 0
+        prev = [x[later].copy() for x in idx]
+        rest = r[later] - 1
+        for i in reversed(reduction):
+            prev[i] = rest % grid.splits[i].count
+            rest //= grid.splits[i].count
+        yield PARTIAL, (grid.first + grid.local_ids(prev), grid.first + local[later])
+    for i, split in enumerate(grid.splits):
+        if split.kind is DimKind.SEQUENTIAL:
+            later = idx[i] > 0
+            prev = [x[later].copy() for x in idx]
+            prev[i] -= 1
+            yield SEQUENTIAL, (grid.first + grid.local_ids(prev), grid.first + local[later])
+
+
+def _merge_edges(src, dst, bits, kind):
+    """One edge per (source, destination, kind), bits summed; sorted by destination."""
+    if not src:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0, dtype=np.int8)
+    src, dst, bits, kind = (np.concatenate(x) for x in (src, dst, bits, kind))
+    order = np.lexsort((kind, src, dst))
+    src, dst, bits, kind = src[order], dst[order], bits[order], kind[order]
+    new = np.ones(src.shape, dtype=bool)
+    new[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1]) | (kind[1:] != kind[:-1])
+    starts = np.flatnonzero(new)
+    return (src[starts].astype(np.int64), dst[starts].astype(np.int64),
+            np.add.reduceat(bits.astype(np.int64), starts) if starts.size else bits, kind[starts])
+
+
+def _externals(workload: Workload, grids, starts, stops):
+    """DRAM tensors per CN; CNs reading the same slice of an operand share one."""
+    per_cn: list[list[np.ndarray]] = []
+    externals: list[ExternalTensor] = []
+    for grid in grids:
+        layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)
+        positions = {d: i for i, d in enumerate(layer.dims)}
+        columns = []
+        for op in layer.inputs:
+            if op.sources or op.precision == 0:
+                continue
+            reads = [AxisReads(axis, positions, starts[cns], stops[cns]) for axis in op.axes]
+            key = np.stack([x for r in reads for x in (r.lo, r.hi)], axis=1) if reads else np.zeros((grid.count, 1))
+            unique, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+            sizes = np.ones(grid.count, dtype=np.int64)
+            for axis, r in zip(op.axes, reads):
+                sizes *= r.sizes(axis, layer.dims, starts[cns], stops[cns])
+            base = len(externals)
+            externals += [ExternalTensor(grid.index, op.name, op.role, int(sizes[i]) * op.precision)
+                          for i in first.tolist()]
+            columns.append(base + inverse.reshape(-1))
+        per_cn.append(np.stack(columns, axis=1) if columns else np.zeros((grid.count, 0), dtype=np.int64))
+    counts = np.concatenate([c.shape[1] * np.ones(c.shape[0], dtype=np.int64) for c in per_cn])
+    ext_ptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=ext_ptr[1:])
+    ext_ids = np.concatenate([c.reshape(-1) for c in per_cn]).astype(np.int64)
+    return ext_ptr, ext_ids, tuple(externals)
+
+
+def _groups(workload: Workload, plans: dict[str, LayerPlan], fused: bool):
+    """Fusion groups in layer order (a group name per plan; alone in layer-by-layer mode)."""
+    names: dict[str, list[str]] = {}
     for layer in workload.layers:
-        groups.setdefault(plans[layer.name].group or f"layer:{layer.name}", []).append(layer.name)
-    return tuple(tuple(g) for g in groups.values())
-
-
-def _pieces(layer: Layer, plan: LayerPlan):
-    """Boxes of the inter-core pieces, row-major over the split dims.
-
-    Parallel pieces for different cores are balanced (sizes differ by at most one), so
-    ``count`` pieces always exist and no core gets a much larger share.
-    """
-    splits = []
-    for dim, count in plan.inter_core:
-        size = layer.size(dim)
-        bounds = [size * i // count for i in range(count + 1)]
-        splits.append([(dim, (bounds[i], bounds[i + 1])) for i in range(count)])
-    for combo in itertools.product(*splits):
-        box = layer.full_box
-        box.update(dict(combo))
-        yield box
-
-
-def _needed_bits(consumer: Layer, operand, box, producer: Layer, producer_box, through_views: bool) -> int:
-    """Bits of the producer piece's output that the consumer's box reads."""
-    out = producer.output
-    if through_views or len(out.axes) != len(operand.axes):
-        return producer.footprint(out.name, producer_box) * operand.precision
-    volume = 1
-    for need_axis, out_axis in zip(operand.axes, out.axes):
-        lo, hi = need_axis.index_range(box)
-        plo, phi = out_axis.index_range(producer_box)
-        overlap = min(hi, phi) - max(lo, plo)
-        if overlap <= 0:
-            return 0
-        volume *= overlap
-    return volume * operand.precision
+        key = plans[layer.name].group if (fused and plans[layer.name].group) else f"layer:{layer.name}"
+        names.setdefault(key, []).append(layer.name)
+    index = {key: i for i, key in enumerate(names)}
+    group_of_layer = np.array([
+        index[plans[l.name].group if (fused and plans[l.name].group) else f"layer:{l.name}"]
+        for l in workload.layers], dtype=np.int32)
+    return tuple(tuple(v) for v in names.values()), group_of_layer
