@@ -125,7 +125,6 @@ BASE = """\
     (('"K, 4"', '"K, 99"'), "layers[0].inter_core_tiling", "at most 64 pieces of K"),
     (("[0, 1, 2, 3]", "[0, 9]"), "layers[0].core_allocation[1]", "a core id of quad_core"),
     (("[0, 1, 2, 3]", "[0, 6]"), "layers[0].core_allocation[1]", "a compute core that supports 'Conv'"),
-    (("name: Conv", "name: Convolution"), "layers[0].name", "a layer name, an operator type"),
     (('"K, 4"', '"K, four"'), "layers[0].inter_core_tiling[0]", '"DIM, N"'),
     (('inter_core_tiling: ["K, 4"]', 'intra_core_tiling: ["OY, 0"]'), "layers[0].intra_core_tiling[0]", ">= 1"),
     (("core_allocation: [0, 1, 2, 3]", "cores: [0]"), "layers[0].cores", "a known key"),

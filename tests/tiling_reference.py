@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 
 from stream.mapping import LayerPlan, TileSpec
 from stream.workload.ir import (
-    DimKind, Layer, Operand, Place, Reshape, Role, Slice, Transpose, Workload,
+    DimKind,
+    Layer,
+    Operand,
+    Place,
+    Reshape,
+    Role,
+    Slice,
+    Transpose,
+    Workload,
 )
 
 Box = dict[str, tuple[int, int]]
@@ -253,6 +261,6 @@ def _chains(layer: Layer, boxes: list[Box], along: list[str], bits) -> set[Edge]
     edges = set()
     for group in groups.values():
         group.sort(key=lambda b: tuple(b[d][0] for d in along))
-        for prev, cur in zip(group, group[1:]):
+        for prev, cur in itertools.pairwise(group):
             edges.add((key_of(layer, prev), key_of(layer, cur), bits(layer, cur)))
     return edges

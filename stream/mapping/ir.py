@@ -17,7 +17,9 @@ class TileSpec:
     """How one dim splits: into ``count`` pieces, or into pieces of ``tile`` elements.
 
     Both None means the allocator chooses (the field's ``K, *``). ``OY, all`` is
-    ``tile=1``: one element per piece.
+    ``tile=1``: one element per piece. Inter-core pieces are balanced; intra-core tiles
+    are ``tile`` elements (or ``ceil(piece / count)``) with a ragged last tile, so a
+    count that does not divide the piece can give fewer tiles than asked.
     """
 
     dim: str

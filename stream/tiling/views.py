@@ -59,7 +59,7 @@ def compose(producer_shape: tuple[int, ...], views, consumer_shape: tuple[int, .
                 raise UnsupportedView("negative slice step")
             group = sole_axis(view.axis)
             group.a, group.b = group.a * view.step, group.a * view.start + group.b
-            extents[view.axis] = len(range(view.start, view.stop, view.step))
+            extents[view.axis] = len(range(view.start, min(view.stop, extents[view.axis]), view.step))
         elif isinstance(view, Place):
             group = sole_axis(view.axis)
             group.b -= group.a * view.offset
