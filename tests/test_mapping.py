@@ -169,3 +169,31 @@ def test_automatic_groups_cut_when_weights_exceed_the_cores(quad, resnet18):
         weights = sum(l.footprint_bits("W") for l in members if any(op.name == "W" and op.role.value == "weight" for op in l.inputs))
         assert weights <= capacity or len(members) == 1
     assert len(set(groups)) > 1  # ResNet-18's 11.7 MB of weights do not fit 4.4 MB of SRAM
+
+
+def test_group_intra_core_tiling_applies_to_its_layers(write, quad, resnet18):
+    path = write("tiles.yaml", textwrap.dedent(BASE) + """\
+        fusion_groups:
+          - name: stem
+            layers: [conv1, maxpool]
+            intra_core_tiling: [{dim: OY, tile: 4}, {dim: conv1.OX, tile: 56}]
+        """.replace("        ", ""))
+    plans = plan_layers(resnet18, quad, load_mapping(path))
+    assert plans["conv1"].intra_core == (TileSpec("OY", tile=4), TileSpec("OX", tile=56))
+    assert plans["maxpool"].intra_core == (TileSpec("OY", tile=4),)
+    bad = write("bad_tiles.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1], intra_core_tiling: [{dim: L, tile: 4}]}\n")
+    with pytest.raises(InputError, match=r"fusion_groups\[0\]\.intra_core_tiling\[0\]: expected a dim of a layer in the group"):
+        plan_layers(resnet18, quad, load_mapping(bad))
+
+
+def test_sequential_dim_cannot_be_split_across_cores(write, quad):
+    workload = write("scan.yaml", """\
+        version: 1
+        name: scan
+        layers:
+          - {name: scan, operator_type: Scan, equation: "O[l][d]+=I[l][d]*W[d]", loop_dims: [L, D],
+             loop_sizes: [64, 16], loop_kinds: {L: sequential}, operand_precision: {O: 16, O_final: 8, W: 8, I: 8}}
+        """)
+    mapping = write("scan_map.yaml", 'version: 1\nlayers:\n  - {name: scan, core_allocation: [0, 1], inter_core_tiling: ["L, 2"]}\n')
+    with pytest.raises(InputError, match=r"scan_map\.yaml: layers\[0\]\.inter_core_tiling: expected a parallel dim.*got 'L'"):
+        plan_layers(load_workload(workload), quad, load_mapping(mapping))

@@ -52,11 +52,36 @@ def _plans_from(workload: Workload, accelerator: Accelerator, mapping: Mapping) 
     # Rules that match no layer are fine: one mapping serves every workload on a system.
     groups = _group_of(workload, mapping) if mapping.strict else {}
     plans = {}
+    group_tiles = _group_tiling(workload, mapping) if mapping.strict else {}
     for layer in workload.layers:
         rule = mapping.rule_for(layer)
         plan = default_plan(layer, accelerator) if rule is None else _plan(layer, rule, accelerator, mapping)
-        plans[layer.name] = dataclasses.replace(plan, group=groups.get(layer.name))
+        extra = group_tiles.get(layer.name, {})
+        intra = tuple(spec for spec in plan.intra_core if spec.dim not in extra) + tuple(extra.values())
+        plans[layer.name] = dataclasses.replace(plan, group=groups.get(layer.name), intra_core=intra)
     return plans
+
+
+def _group_tiling(workload: Workload, mapping: Mapping) -> dict[str, dict[str, TileSpec]]:
+    """A group's intra-core tiling per layer: ``dim`` for every member that has it, or
+    ``layer.dim`` for one member. It overrides the layer rule's tiling of that dim."""
+    file, out = mapping.source_file or "<mapping>", {}
+    for i, group in enumerate(mapping.fusion_groups):
+        for k, spec in enumerate(group.intra_core_tiling):
+            where = f"fusion_groups[{i}].intra_core_tiling[{k}]"
+            owner, _, dim = spec.dim.rpartition(".")
+            members = [owner] if owner in group.layers else list(group.layers)
+            dim = dim if owner in group.layers else spec.dim
+            targets = [workload.layer(m) for m in members if workload.layer(m).has_dim(dim)]
+            if not targets:
+                raise InputError(file, where, "a dim of a layer in the group (DIM or LAYER.DIM)", spec.dim)
+            for layer in targets:
+                real = layer.resolve_dim(dim)
+                if spec.count is not None and spec.count > layer.size(real):
+                    raise InputError(file, where, f"at most {layer.size(real)} pieces of {real}", spec.count,
+                                     note=f"layer {layer.name}")
+                out.setdefault(layer.name, {})[real] = TileSpec(real, spec.count, spec.tile)
+    return out
 
 
 def _group_of(workload: Workload, mapping: Mapping) -> dict[str, str]:
