@@ -5,7 +5,8 @@
 Each case runs in a fresh process so ``peak_rss_mb`` is its own. Fields: ``case``,
 ``cns``, ``edges``, ``seconds`` (load, tiling, cost, allocation, simulation, total),
 ``peak_rss_mb``, and the headline results (``latency_cycles``, ``energy_pj``). Cases
-that stop after tiling (``synthetic-1m``) report load and tiling seconds only.
+that stop after tiling (``synthetic-1m``) report load and tiling seconds only;
+``cost-resnet18`` reports the cost table's cold and warm seconds, entries, hits and misses.
 Performance targets live here, never in timed tests.
 """
 
@@ -36,6 +37,10 @@ CASES = {
     # 64 x 8192 x 2 = 1,048,576 CNs; tiling and dependencies only
     "synthetic-1m": dict(workload=None, hardware="hardware/quad_core.yaml", mapping=None, mode="fused",
                          stages=("tiling",)),
+    # ResNet-18 at one-row granularity on the quad-core system: the whole zigzag cost table
+    # (every distinct tile x candidate core), cold (empty cache dir) then warm (from the cache)
+    "cost-resnet18": dict(workload="workloads/resnet18.yaml", hardware="hardware/quad_core.yaml",
+                          mapping="mappings/quad_core.yaml", mode="fused", stages=("cost",)),
 }
 
 
@@ -73,6 +78,8 @@ def run_case(name: str) -> dict:
             mapping = INPUTS / case["mapping"] if case["mapping"] else None
         if case.get("stages") == ("tiling",):
             return _tiling_only(name, workload, INPUTS / case["hardware"], mapping, case["mode"])
+        if case.get("stages") == ("cost",):
+            return _cost_table(name, workload, INPUTS / case["hardware"], mapping, case["mode"], Path(tmp))
         from stream.api import run_detailed
 
         outcome = run_detailed(workload, INPUTS / case["hardware"], mapping, mode=case["mode"])
@@ -101,6 +108,32 @@ def _tiling_only(name, workload, hardware, mapping, mode) -> dict:
     t2 = time.perf_counter()
     return {"case": name, "cns": g.num_cns, "edges": g.num_edges,
             "seconds": {"load": round(t1 - t0, 4), "tiling": round(t2 - t1, 4), "total": round(t2 - t0, 4)},
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _cost_table(name, workload, hardware, mapping, mode, tmp: Path) -> dict:
+    """Fill the zigzag cost table cold (empty cache dir), then warm from the cache on disk."""
+    from stream.cost import CostModel
+    from stream.hardware import load_hardware
+    from stream.mapping import load_mapping, plan_layers
+    from stream.tiling import tile
+    from stream.workload import load_workload
+
+    t0 = time.perf_counter()
+    w, acc = load_workload(workload), load_hardware(hardware)
+    g = tile(w, plan_layers(w, acc, load_mapping(mapping) if mapping else None), mode)
+    t1 = time.perf_counter()
+    cold_model = CostModel(acc, model="zigzag", cache_dir=tmp / "cache")
+    cold = cold_model.table(g)  # fills every distinct (tile, candidate core) and saves
+    t2 = time.perf_counter()
+    warm = CostModel(acc, model="zigzag", cache_dir=tmp / "cache").table(g)
+    t3 = time.perf_counter()
+    return {"case": name, "cns": g.num_cns, "backend": cold_model.backend,
+            "seconds": {"load_and_tiling": round(t1 - t0, 4), "cost_cold": round(t2 - t1, 4),
+                        "cost_warm": round(t3 - t2, 4)},
+            "entries": len(cold), "cold": {"hits": cold.hits, "misses": cold.misses},
+            "warm": {"hits": warm.hits, "misses": warm.misses},
+            "cache_bytes": sum(f.stat().st_size for f in (tmp / "cache").glob("*.json")),
             "peak_rss_mb": _peak_rss_mb()}
 
 

@@ -36,12 +36,19 @@ class Run:
     seconds: dict[str, float] = field(default_factory=dict)  # per pipeline step
 
 
-def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy") -> Result:
-    """Simulate ``workload`` on ``hardware``; each may be a loaded object or a file path."""
-    return run_detailed(workload, hardware, mapping, mode, allocator).result
+def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
+        cost_model: str = "zigzag", objective: str = "energy", cache_dir=None) -> Result:
+    """Simulate ``workload`` on ``hardware``; each may be a loaded object or a file path.
+
+    ``cost_model``: ``"zigzag"`` (ZigZag's per-core equations with a mapping search) or
+    ``"roofline"``; ``objective``: what the per-core mapping search minimises; ``cache_dir``:
+    the cost cache (see :class:`stream.cost.CostModel`).
+    """
+    return run_detailed(workload, hardware, mapping, mode, allocator, cost_model, objective, cache_dir).result
 
 
-def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy") -> Run:
+def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
+                 cost_model: str = "zigzag", objective: str = "energy", cache_dir=None) -> Run:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     seconds = {}
@@ -54,10 +61,7 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     t1 = time.perf_counter()
     cngraph = tile(workload, plans, mode)
     t2 = time.perf_counter()
-    costs = CostModel(accelerator).table(cngraph)
-    for cn in range(cngraph.num_cns):  # fill the table now so its time is its own step
-        for core_id in _options(cngraph, cn):
-            costs.get(cn, core_id)
+    costs = CostModel(accelerator, cost_model, objective, cache_dir).table(cngraph)  # fills every entry now
     t3 = time.perf_counter()
     allocation = allocate(cngraph, costs, allocator)
     t4 = time.perf_counter()
@@ -67,11 +71,6 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     seconds = {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2, "allocation": t4 - t3,
                "simulation": t5 - t4, "total": t5 - t0}
     return Run(workload, accelerator, mapping, cngraph, allocation, trace, result, seconds)
-
-
-def _options(cngraph: CNGraph, cn: int) -> tuple[int, ...]:
-    plan = cngraph.plans[cngraph.layer_of(cn).name]
-    return plan.candidates if plan.pinned is None else (plan.pinned[int(cngraph.piece[cn])],)
 
 
 def resolve_inputs(workload=None, hardware=None, mapping=None):

@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
     run.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
     run.add_argument("--out", "-o", help="directory for result.json, summary.txt and plots")
+    run.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag",
+                     help="per-core cost: ZigZag's equations with a mapping search (default) or a roofline")
+    run.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy",
+                     help="what the per-core mapping search minimises")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     run.set_defaults(func=cmd_run)
 
@@ -71,7 +75,8 @@ def cmd_run(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    outcome = run_detailed(workload, hardware, mapping, mode=args.mode)
+    outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
+                           objective=args.objective)
     result = outcome.result
     summary = format_summary(result)
     if args.out:

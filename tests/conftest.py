@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+
+# The cost cache of the tests lives apart from the user's (~/.cache/stream).
+os.environ.setdefault("STREAM_CACHE_DIR", tempfile.mkdtemp(prefix="stream-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = REPO / "inputs"

@@ -83,13 +83,14 @@ def chain(write):
 
 
 def test_two_conv_chain_fused_by_hand(chain):
+    # The simulator's arithmetic, checked with the roofline cost (simple to work out by hand).
     # Roofline per CN: conv_a computes ceil(8/4)*ceil(4/4)*4*4*3*3 = 288 cycles; its SRAM
     # traffic (W 2304 + I 512 bits in at 64/cycle = 44) is hidden. conv_b: 1*2*144 = 288.
     # DRAM (32 bits/cycle, one port, the bus is the route):
     #   W_a 2304 bits: 0..72, then I_a 512 bits: 72..88; conv_a runs 88..376;
     #   W_b is prefetched once conv_a starts: 88..160; conv_b runs 376..664 (conv_a's
     #   output stays on the core); its 512-bit output goes back to DRAM: 664..680.
-    detail = run_detailed(*chain, mode="fused")
+    detail = run_detailed(*chain, mode="fused", cost_model="roofline")
     detail.trace.check()
     r = detail.result
     assert (r.num_cns, r.num_edges) == (2, 1)
@@ -108,7 +109,7 @@ def test_two_conv_chain_fused_by_hand(chain):
 def test_two_conv_chain_layer_by_layer_by_hand(chain):
     # As fused until conv_a ends at 376; then its 1024-bit output goes to DRAM (376..408)
     # and comes back for conv_b (408..440); conv_b runs 440..728, writes back 728..744.
-    detail = run_detailed(*chain, mode="layer_by_layer")
+    detail = run_detailed(*chain, mode="layer_by_layer", cost_model="roofline")
     detail.trace.check()
     r = detail.result
     assert list(detail.trace.start) == [88, 440]

@@ -96,6 +96,7 @@ class Core:
     dataflows: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()  # array dim -> unrollings
     operator_types: tuple[str, ...] | None = None  # None: any operator
     source_file: str | None = None
+    operator_costs: tuple[tuple[str, float], ...] = ()  # (op type, cost per element op per lane); absent: 1
 
     @property
     def top_memory(self) -> Memory:

@@ -295,11 +295,11 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
     if ours:
         _check_version(data, where)
         check_keys(data, where, required=("version", "name", "type", "memories", "operational_array"),
-                   optional=("dataflows", "operator_types", "operand_precision"))
+                   optional=("dataflows", "operator_types", "operator_costs", "operand_precision"))
     else:
         check_keys(data, where, required=("memories",),
                    optional=("name", "type", "operational_array", "multipliers", "dataflows",
-                             "operator_types", "operand_precision"))
+                             "operator_types", "operator_costs", "operand_precision"))
     name = _name(data, where, Path(where.file).stem)
     kind = "compute"
     if "type" in data:
@@ -328,9 +328,13 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
     operator_types = None
     if "operator_types" in data:
         operator_types = _operator_types(data["operator_types"], where / "operator_types")
+    operator_costs = ()
+    if data.get("operator_costs") is not None:
+        operator_costs = _operator_costs(data["operator_costs"], where / "operator_costs", operator_types)
     if "operand_precision" in data:  # accepted; the workload's precisions are the ones used
         expect_dict(data["operand_precision"], where / "operand_precision")
-    return Core(core_id, name, kind, array, memories, dataflows, operator_types, str(Path(where.file)))
+    return Core(core_id, name, kind, array, memories, dataflows, operator_types, str(Path(where.file)),
+                operator_costs=operator_costs)
 
 
 def _array(raw: Any, where: Where) -> OperationalArray:
@@ -522,6 +526,19 @@ def _operator_types(raw: Any, where: Where) -> tuple[str, ...]:
     if len(set(types)) != len(types):
         raise where.error("each operator type once", raw)
     return types
+
+
+def _operator_costs(raw: Any, where: Where, operator_types: tuple[str, ...] | None) -> tuple:
+    """``{Exp: 4, ...}`` -> (("Exp", 4.0), ...), sorted: cycles (and multiples of ``unit_energy``)
+    per element operation per lane; operator types left out cost 1."""
+    costs = {}
+    for op_type, value in expect_dict(raw, where).items():
+        at = where / str(op_type)
+        op_type = expect_str(op_type, at)
+        if operator_types is not None and op_type not in operator_types:
+            raise at.error(f"an operator type this core runs ({', '.join(operator_types)})", op_type)
+        costs[op_type] = float(_number(value, at, positive=True))
+    return tuple(sorted(costs.items()))
 
 
 # ---------------------------------------------------------------------------------------
