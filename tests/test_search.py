@@ -109,3 +109,41 @@ def test_quality_against_loma_on_the_fc_layer(core_name, write):
     latency = search(core, layer, objective="latency").cost.latency_total2
     assert energy <= 1.05 * run_loma(core, spec, lpf_limit=6, opt="energy")["best"]["energy_total"]
     assert latency <= 1.10 * run_loma(core, spec, lpf_limit=6, opt="latency")["best"]["latency_total2"]
+
+
+def test_pinned_temporal_ordering(write):
+    from stream.cost.search import pinned_ordering
+
+    # whole loops by name; unnamed loops go outermost, largest first
+    assert pinned_ordering([("OX", None), ("FX", None)], {"OX": 14, "FX": 3, "FY": 3, "C": 2}) == \
+        (("OX", 14), ("FX", 3), ("FY", 3), ("C", 2))
+    assert pinned_ordering([("OX", 7), ("C", None), ("OX", 2)], {"OX": 14, "C": 2}) == (("OX", 7), ("C", 2), ("OX", 2))
+    with pytest.raises(ValueError, match="OX loops multiply to 7, the tile has 14"):
+        pinned_ordering([("OX", 7)], {"OX": 14})
+    core = load_core(CORES / "tpu_32x32.yaml", 0)
+    layer = _conv(write, k=64, c=64, size=8)
+    pinned = search(core, layer, ordering=(("OX", None), ("OY", None), ("FX", None), ("FY", None), ("K", None)))
+    assert pinned.evaluated == 1
+    # C (64 over 32 lanes: 2 left) is not named: it goes outermost
+    assert [l for level in pinned.temporal.of("I") for l in level] == \
+        [("OX", 8), ("OY", 8), ("FX", 3), ("FY", 3), ("K", 2), ("C", 2)]
+    assert pinned.cost.energy_total >= search(core, layer).cost.energy_total  # the search does at least as well
+
+
+def test_temporal_ordering_in_a_mapping_reaches_the_cost(write):
+    from stream.cost import CostModel
+    from stream.hardware import load_hardware
+    from stream.mapping import load_mapping, plan_layers
+    from stream.tiling import tile
+
+    workload = load_workload(INPUTS / "workloads" / "two_conv.yaml")
+    acc = load_hardware(INPUTS / "hardware" / "single_core.yaml")
+    mapping = load_mapping(write("pin.yaml", "version: 1\nlayers:\n  - {name: Conv, temporal_ordering: [FY, FX, OX, OY, C, K]}\n"))
+    plans = plan_layers(workload, acc, mapping)
+    assert plans["conv_a"].temporal_ordering == (("FY", None), ("FX", None), ("OX", None), ("OY", None), ("C", None), ("K", None))
+    g = tile(workload, plans, "fused")
+    core = g.plans["conv_a"].candidates[0]
+    cost = CostModel(acc, cache_dir=False).table(g).get(0, core)
+    order = [d for level in cost.temporal.of("O") for d, _ in level]
+    named = [d for d in ("FY", "FX", "OX", "OY", "C", "K") if d in order]
+    assert order == named and cost.evaluated == 1

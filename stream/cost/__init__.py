@@ -6,9 +6,8 @@
 * ``zigzag``: per unique (tile, core), the best mapping :func:`stream.cost.search.search`
   finds for ``objective`` (energy, latency or EDP), costed with ZigZag's equations
   (:mod:`stream.cost.zigzag_model`). Where no mapping fits the core's memories, that entry
-  falls back to the roofline (``CNCost.model`` says which). While ``stream.cost.search``
-  does not exist the zigzag model is the roofline too (its cache entries are versioned
-  apart, so they are never mistaken for ZigZag's).
+  falls back to the roofline (``CNCost.model`` says which). A layer rule's
+  ``temporal_ordering`` pins the loop order the search may use.
 * ``roofline``: compute cycles (with a fixed ``dataflows`` unrolling, the product over
   loop dims of ``ceil(span / unroll)``; without, ``ceil(MACs / units)``) against memory
   cycles (every operand crosses the core's top memory once: inputs read at its read
@@ -49,7 +48,7 @@ latency is then ``max(factor x temporal cycles, ZigZag's latency)`` (the rooflin
   the fixed spatial unrolling picks dims by name;
 * the core signature: a hash of the core's array, memories, ports, dataflows and operator
   costs (not its id, name or operator list), so identical cores share entries;
-* the objective. The model and its version (for the zigzag model, a hash of the search
+* the objective, and a pinned temporal ordering if any. The model and its version (for the zigzag model, a hash of the search
   and model sources) name the disk cache entries (:mod:`stream.cost.cache`).
 
 The search sees the tile's dims in canonical order, so layers that differ only in dim names
@@ -170,7 +169,8 @@ class CostTable:
     def _lookup(self, layer_index: int, spans: tuple, core_id: int) -> CNCost:
         info = self._layers.get(layer_index)
         if info is None:
-            info = self._layers[layer_index] = _LayerInfo(self._cngraph.workload.layers[layer_index])
+            layer = self._cngraph.workload.layers[layer_index]
+            info = self._layers[layer_index] = _LayerInfo(layer, self._cngraph.plans[layer.name].temporal_ordering)
         key, cost, hit = self._model._entry(info, spans, self._model.accelerator.core(core_id))
         self._keys.add(key)
         if hit:
@@ -275,7 +275,7 @@ class CostModel:
         tile = dataclasses.replace(layer, sizes=spans)
         sizes = {layer.dims[k]: spans[k] for k in info.order}  # canonical order
         try:
-            result = search(core, tile, sizes, objective=self.objective, seed=0)
+            result = search(core, tile, sizes, objective=self.objective, seed=0, ordering=info.ordering or None)
         except no_fit:
             return _roofline(info, spans, core, factor, "roofline (no mapping fits)")
         return _zigzag(info, result, core, factor)
@@ -376,8 +376,9 @@ def _ceil(x: float) -> int:
 class _LayerInfo:
     """A layer's canonical form: everything of its key that does not depend on the tile."""
 
-    def __init__(self, layer: Layer):
+    def __init__(self, layer: Layer, ordering: tuple = ()):
         self.layer = layer
+        self.ordering = ordering  # a pinned temporal ordering (dim, size or None), or ()
         order: list[str] = []
         for op in layer.operands:
             for axis in op.axes:
@@ -410,8 +411,11 @@ class _LayerInfo:
         tags = self._tags.get(core.dataflows)
         if tags is None:
             tags = self._tags[core.dataflows] = self._dataflow_tags(core)
-        return json.dumps([f"cost-key/{TABLE_VERSION}", objective, signature, self.static,
-                           [spans[k] for k in self.order], clips, tags], separators=(",", ":"))
+        key = [f"cost-key/{TABLE_VERSION}", objective, signature, self.static,
+               [spans[k] for k in self.order], clips, tags]
+        if self.ordering:
+            key.append([[self.labels[d], n] for d, n in self.ordering])
+        return json.dumps(key, separators=(",", ":"))
 
     def _dataflow_tags(self, core: Core) -> list:
         """Per canonical dim, the dataflow names (dim names or aliases) that refer to it."""
@@ -468,26 +472,11 @@ def hardware_signature(accelerator: Accelerator) -> str:
 
 
 def _load_search():
-    """(search, NoValidMapping) from stream.cost.search, or None while it does not exist."""
-    try:
-        from stream.cost import search as module
-    except ModuleNotFoundError as e:
-        if e.name not in ("stream.cost.search", "stream.cost.zigzag_model"):
-            raise
-        return None
-    if not _has_model():
-        return None
-    return module.search, getattr(module, "NoValidMapping", ())
+    """(search, the exception it raises when no mapping fits); imported lazily, as the
+    roofline model needs neither."""
+    from stream.cost.search import NoValidMapping, search
 
-
-def _has_model() -> bool:
-    try:
-        import stream.cost.zigzag_model  # noqa: F401
-    except ModuleNotFoundError as e:
-        if e.name != "stream.cost.zigzag_model":
-            raise
-        return False
-    return True
+    return search, NoValidMapping
 
 
 def _model_version(model: str, search) -> str:
@@ -495,8 +484,6 @@ def _model_version(model: str, search) -> str:
     model, a hash of the search and model sources (a code change invalidates the entries)."""
     if model == "roofline":
         return f"roofline/{TABLE_VERSION}"
-    if search is None:
-        return f"zigzag-unavailable-roofline/{TABLE_VERSION}"
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for name in ("search.py", "zigzag_model.py", "mapping.py"):

@@ -306,10 +306,37 @@ def stationary_orderings(ctx: _Context, factors: list[tuple[str, int]]) -> list[
     return out
 
 
+def pinned_ordering(ordering, temporal_sizes: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """A user's loop order (innermost first) as loops of this tile.
+
+    ``(dim, None)`` is the dim's whole temporal loop; sized entries must multiply to it.
+    Loops the order does not name are put outermost (largest first).
+    """
+    out, named = [], {}
+    for dim, size in ordering:
+        if dim not in temporal_sizes:
+            continue  # a dim this tile does not loop over
+        if size is None:
+            out.append((dim, temporal_sizes[dim]))
+            named[dim] = temporal_sizes[dim]
+        else:
+            out.append((dim, size))
+            named[dim] = named.get(dim, 1) * size
+    for dim, size in named.items():
+        if size != temporal_sizes[dim]:
+            raise ValueError(f"temporal_ordering: the {dim} loops multiply to {size}, the tile has {temporal_sizes[dim]}")
+    rest = sorted(((d, n) for d, n in temporal_sizes.items() if d not in named and n > 1), key=lambda x: -x[1])
+    return tuple((d, n) for d, n in out if n > 1) + tuple(rest)
+
+
 def search(core: Core, layer: Layer, sizes: dict[str, int] | None = None, objective: str = "energy",
            seed: int = 0, links: dict[str, str] | None = None, lpf_limit: int = 6,
-           anneal_iterations: int = 300) -> SearchResult:
-    """Best mapping found for ``layer`` (tile ``sizes``) on ``core`` under ``objective``."""
+           anneal_iterations: int = 300, ordering=None) -> SearchResult:
+    """Best mapping found for ``layer`` (tile ``sizes``) on ``core`` under ``objective``.
+
+    ``ordering`` pins the loop order (see :func:`pinned_ordering`): only the allocation of
+    that order to the memory levels is then left to decide.
+    """
     from stream.cost.zigzag_model import evaluate_prepared, prepare
 
     if objective not in OBJECTIVES:
@@ -340,6 +367,11 @@ def search(core: Core, layer: Layer, sizes: dict[str, int] | None = None, object
         seen[ordering] = value
         return value
 
+    if ordering:
+        cost_of(pinned_ordering(ordering, temporal_sizes))
+        if best[0] is None:
+            raise NoValidMapping(f"the pinned temporal_ordering of layer {layer.name} does not fit core {core.name}")
+        return SearchResult(best[0], spatial, best[2], evaluated)
     factors = loop_factors(temporal_sizes, lpf_limit)
     for ordering in stationary_orderings(ctx, factors):
         cost_of(ordering)

@@ -30,6 +30,7 @@ class LayerPlan:
     inter_core: tuple[tuple[str, int], ...]  # (dim, pieces): parallel pieces for different cores
     intra_core: tuple[TileSpec, ...]  # sequential pieces on one core (the fusion granularity)
     group: str | None = None  # the fusion group the mapping puts this layer in
+    temporal_ordering: tuple[tuple[str, int | None], ...] = ()  # pinned loop order for the cost model
 
 
 def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
@@ -204,7 +205,13 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
             if spec.count is not None and spec.count > layer.size(dim):
                 raise error("intra_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
             intra.append(TileSpec(dim, spec.count, spec.tile))
-    return LayerPlan(layer.name, tuple(dict.fromkeys(cores)), pinned, tuple(inter), tuple(intra))
+    ordering = []
+    for dim, size in rule.temporal_ordering:
+        spec_dim = dim_of(TileSpec(dim), "temporal_ordering")
+        if spec_dim is not None:
+            ordering.append((spec_dim, size))
+    return LayerPlan(layer.name, tuple(dict.fromkeys(cores)), pinned, tuple(inter), tuple(intra),
+                     temporal_ordering=tuple(ordering))
 
 
 __all__ = ["FusionGroup", "LayerPlan", "LayerRule", "Mapping", "TileSpec", "default_plan", "load_mapping", "plan_layers"]

@@ -45,6 +45,7 @@ class LayerRule:
     allocation_is_fixed: bool = False
     inter_core_tiling: tuple[TileSpec, ...] = ()
     intra_core_tiling: tuple[TileSpec, ...] = ()
+    temporal_ordering: tuple[tuple[str, int | None], ...] = ()  # pinned loop order, innermost first
     where: str = ""  # "file: key" of the rule, for error messages
 
 

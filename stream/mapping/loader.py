@@ -20,7 +20,8 @@ from stream.spec import (
     Where, check_keys, expect_bool, expect_dict, expect_int, expect_list, expect_str, load_yaml, split_pair,
 )
 
-RULE_KEYS = ("name", "core_allocation", "core_allocation_is_fixed", "intra_core_tiling", "inter_core_tiling")
+RULE_KEYS = ("name", "core_allocation", "core_allocation_is_fixed", "intra_core_tiling", "inter_core_tiling",
+             "temporal_ordering")
 
 
 def load_mapping(path) -> Mapping:
@@ -66,8 +67,22 @@ def _rule(raw, where: Where) -> LayerRule:
         allocation_is_fixed=fixed,
         inter_core_tiling=_tilings(raw.get("inter_core_tiling", []), where / "inter_core_tiling", "split"),
         intra_core_tiling=_tilings(raw.get("intra_core_tiling", []), where / "intra_core_tiling", "tile"),
+        temporal_ordering=_ordering(raw.get("temporal_ordering", []), where / "temporal_ordering"),
         where=f"{where.file}: {where.path}",
     )
+
+
+def _ordering(raw, where: Where) -> tuple[tuple[str, int | None], ...]:
+    """``[OX, FX, C]`` (each dim's whole temporal loop) or ``[[OX, 7], [C, 4], ...]``, innermost first."""
+    out = []
+    for i, item in enumerate(expect_list(raw, where)):
+        if isinstance(item, str):
+            out.append((expect_str(item, where / i), None))
+        elif isinstance(item, list) and len(item) == 2:
+            out.append((expect_str(str(item[0]), where / i / 0), expect_int(item[1], where / i / 1, minimum=1)))
+        else:
+            raise (where / i).error("a dim name or a [dim, size] pair", item)
+    return tuple(out)
 
 
 def _core_allocation(raw, where: Where) -> tuple[int, ...]:
