@@ -147,3 +147,26 @@ def test_temporal_ordering_in_a_mapping_reaches_the_cost(write):
     order = [d for level in cost.temporal.of("O") for d, _ in level]
     named = [d for d in ("FY", "FX", "OX", "OY", "C", "K") if d in order]
     assert order == named and cost.evaluated == 1
+
+
+def test_depthwise_conv_uses_one_column_of_a_kc_array(write):
+    # A depthwise 3x3 conv has no K or C loop for tpu_32x32's K/C dataflow: nothing unrolls,
+    # one of 1024 MACs works. 32 channels x 8 x 8 pixels x 9 taps = 18,432 MACs take 18,432
+    # temporal cycles against an ideal ceil(18,432 / 1024) = 18.
+    path = write("dw.yaml", """\
+        version: 1
+        name: dw
+        layers:
+          - name: dw
+            operator_type: Conv
+            equation: O[b][g][oy][ox]+=W[g][fy][fx]*I[b][g][iy][ix]
+            dimension_relations: [ix=1*ox+1*fx, iy=1*oy+1*fy]
+            loop_dims: [B, G, OY, OX, FY, FX]
+            loop_sizes: [1, 32, 8, 8, 3, 3]
+            operand_precision: {O: 16, O_final: 8, W: 8, I: 8}
+        """)
+    core = load_core(CORES / "tpu_32x32.yaml", 0)
+    result = search(core, load_workload(path).layers[0])
+    assert result.spatial.unrolling == ()
+    assert (result.cost.ideal_cycle, result.cost.ideal_temporal_cycle) == (18, 18432)
+    assert result.cost.spatial_utilization == pytest.approx(18 / 18432)
