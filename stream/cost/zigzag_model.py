@@ -336,9 +336,11 @@ def _spatial(ctx: Context, spatial: SpatialMapping) -> _Spatial:
                 unit_count = tuple(round(round(math.prod(tot_per[k:]), 3)) for k in range(n + 1))
             ir_any_v.append(tuple(any(o.kind[d] == _IR and f > 1 for d, f in su[k]) for k in range(n + 1)))
             ir_prod_v.append(tuple(math.prod(f for d, f in su[k] if o.kind[d] == _IR) for k in range(n + 1)))
-        # Fractional factors matter to an input through its relevant / pr unrollings only; to
-        # the output also through the irrelevant ones (partial-sum flags).
-        same = all(float(f) == int(f) for lv in su_v[0] for d, f in lv if o.output or o.kind[d] in (_R, _PR))
+        # The integer variant differs from the fractional one for an input through its relevant
+        # and pr unrollings only; for the output also through the irrelevant ones (psum flags).
+        # Compare the merged factors: C 12 x 10.67 on two array dims is 128.0, but 120 in integers.
+        same = all(f0 == f1 for lv0, lv1 in zip(su_v[0], su_v[1]) for (d, f0), (_, f1) in zip(lv0, lv1)
+                   if o.output or o.kind[d] in (_R, _PR))
         out.append(_SpatialOp(tuple(su_v), tuple(su_rel_v), unit_count, tuple(boost_v), tuple(ir_any_v),
                               tuple(ir_prod_v), same))
     result = _Spatial(out)
@@ -355,9 +357,7 @@ def _pr_step(o: _Op, cum: list, d: str, f) -> float:
         _, sa, _, sb, clip = o.pr_axes[i]
         c = cum[i]
         c[slot] *= f
-        size = _zz_pr_size(sa, int(c[0]), sb, int(c[1]))  # quirk: truncated loop products
-        if size > clip:
-            size = clip
+        size = min(_zz_pr_size(sa, int(c[0]), sb, int(c[1])), clip)  # quirk: truncated loop products
         ratio *= size / c[2]
         c[2] = size
     return ratio
@@ -671,8 +671,7 @@ def evaluate_prepared(ctx: Context, spatial: SpatialMapping, temporal: TemporalM
                     neg += s
                 win += a * (count - 1)
             ss = pos + max(0, neg + win - _window_union(acts))
-        if ss > ss_comb:
-            ss_comb = ss
+        ss_comb = max(ss_comb, ss)
 
     # -- on-loading and off-loading --
     loading: dict = {}
@@ -779,12 +778,12 @@ def _window_union(acts: list) -> int:
         """Cycles in [0, x) outside the windows of the j shortest-period groups."""
         if j == 0 or x <= 0:
             return max(x, 0)
-        p, a = chain[j - 1]
+        p = chain[j - 1][0]
         q, r = divmod(x, p)
         return q * within(p, j) + within(r, j)
 
     def within(y: int, j: int) -> int:  # y <= period of group j
-        p, a = chain[j - 1]
+        a = chain[j - 1][1]
         if y <= a:
             return 0
         return uncovered(y, j - 1) - uncovered(a, j - 1)
