@@ -170,3 +170,15 @@ def test_depthwise_conv_uses_one_column_of_a_kc_array(write):
     assert result.spatial.unrolling == ()
     assert (result.cost.ideal_cycle, result.cost.ideal_temporal_cycle) == (18, 18432)
     assert result.cost.spatial_utilization == pytest.approx(18 / 18432)
+
+
+def test_port_bandwidth_demand(write):
+    # gemm-like 1x1 conv, K=C=32 fully unrolled on tpu_32x32, 4x4 pixels: every cycle the
+    # array reads one 8-bit input per row from the SRAM (32 x 8 = 256 bits) and each PE
+    # keeps its weight: the SRAM read port serves at least 256 bits per cycle on average.
+    core = load_core(CORES / "tpu_32x32.yaml", 0)
+    result = search(core, _conv(write, k=32, c=32, size=4, f=1))
+    bw = result.cost.port_bandwidth
+    sram = {port: v for (memory, port), v in bw.items() if memory == "sram_1mib"}
+    assert sram and all(avg <= peak + 1e-9 for avg, peak in sram.values())
+    assert max(avg for avg, _ in sram.values()) >= 256

@@ -61,3 +61,7 @@ class CostBreakdown:
     latency_total2: float  # + offloading (+ systolic drain)
     footprint_bits: dict[str, tuple[int, ...]] = field(default_factory=dict)  # operand -> per level, one instance
     spatial_utilization: float = 1.0
+    # (memory, port) -> (average, peak) bits per cycle at one instance of the memory:
+    # average = sum of (amount x precision / period) over the transfers using the port;
+    # peak = the same over each transfer's allowed window (ZigZag's instantaneous demand)
+    port_bandwidth: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)

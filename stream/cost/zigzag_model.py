@@ -747,7 +747,28 @@ def evaluate_prepared(ctx: Context, spatial: SpatialMapping, temporal: TemporalM
         latency_total2=lat1 + offloading,  # our arrays have no systolic dims: no drain term
         footprint_bits=footprint,
         spatial_utilization=ideal_cycle / T,
+        port_bandwidth=_port_bandwidth(ctx, ops, tlinks),
     )
+
+
+_DIR_NAMES = ("tl", "fl", "th", "fh")  # the order of DIRECTIONS, in port-allocation names
+
+
+def _port_bandwidth(ctx: Context, ops, tlinks) -> dict:
+    """Average and peak demand per (memory, port), from the integer-mapping transfers."""
+    out: dict = {}
+    for o in ops:
+        for m, level in enumerate(tlinks[o.index][-1]):
+            memory = ctx.core.memories[o.mems[m]]
+            for d, link in enumerate(level):
+                if link is None or link[0] == 0 or link[1] == 0:
+                    continue
+                port = memory.port_for(o.mem_op, _DIR_NAMES[d])
+                bits = link[0] * link[1]
+                key = (memory.name, port.name if port else "?")
+                avg, peak = out.get(key, (0.0, 0.0))
+                out[key] = (avg + bits / link[2], peak + bits / max(link[5], 1))
+    return out
 
 
 def _window_union(acts: list) -> int:
