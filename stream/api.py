@@ -34,6 +34,7 @@ class Run:
     trace: Trace
     result: Result
     seconds: dict[str, float] = field(default_factory=dict)  # per pipeline step
+    cost_stats: dict[str, int] = field(default_factory=dict)  # cost table: entries, cache hits, misses
 
 
 def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
@@ -61,16 +62,24 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     t1 = time.perf_counter()
     cngraph = tile(workload, plans, mode)
     t2 = time.perf_counter()
-    costs = CostModel(accelerator, cost_model, objective, cache_dir).table(cngraph)  # fills every entry now
+    model = CostModel(accelerator, cost_model, objective, cache_dir)
+    costs = model.table(cngraph)  # fills every entry now
     t3 = time.perf_counter()
     allocation = allocate(cngraph, costs, allocator)
     t4 = time.perf_counter()
     trace = simulate(cngraph, allocation, costs, accelerator)
-    result = summarize(trace, warnings=workload.warnings)
+    fallbacks = sorted({c.model for c in costs.values()} - {cost_model})
+    # cache hits and misses depend on what earlier runs left in the cache: kept out of the
+    # result (byte-identical for the same inputs), available on Run.cost_stats
+    cost_info = {"model": cost_model, "objective": objective, "entries": len(costs)}
+    notes = workload.warnings + tuple(cngraph.notes) + tuple(
+        f"cost: some tiles fit no mapping on their core and use the {f}" for f in fallbacks)
+    result = summarize(trace, warnings=notes, cost_model=cost_info)
     t5 = time.perf_counter()
     seconds = {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2, "allocation": t4 - t3,
                "simulation": t5 - t4, "total": t5 - t0}
-    return Run(workload, accelerator, mapping, cngraph, allocation, trace, result, seconds)
+    return Run(workload, accelerator, mapping, cngraph, allocation, trace, result, seconds,
+               {"entries": len(costs), "hits": costs.hits, "misses": costs.misses})
 
 
 def resolve_inputs(workload=None, hardware=None, mapping=None):

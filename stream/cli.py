@@ -107,6 +107,10 @@ def format_summary(result) -> str:
     for part in ("mac", "onchip_memory", "offchip_memory", "interconnect"):
         share = e[part] / e["total"] if e["total"] else 0.0
         lines.append(f"    {part:<15} {_si(e[part] * 1e-12, 'J'):>10}  {share:6.1%}")
+    if result.cost_model:
+        c = result.cost_model
+        lines.append(f"  per-core cost     {c['model']} model, {c['objective']} objective, "
+                     f"{c['entries']} distinct tile costs")
     lines.append(f"  DRAM traffic      read {_bytes(result.dram_traffic_bytes['read'])}, "
                  f"write {_bytes(result.dram_traffic_bytes['write'])}")
     lines.append("  peak memory       (per core top memory: peak / capacity)")

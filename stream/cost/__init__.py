@@ -162,6 +162,10 @@ class CostTable:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def values(self) -> list[CNCost]:
+        """The costs looked up so far, one per distinct (layer, tile shape, core)."""
+        return list(self._memo.values())
+
     def _cached(self, layer_index: int, spans: tuple, core_id: int) -> CNCost:
         cost = self._memo.get((layer_index, spans, core_id))
         return self._lookup(layer_index, spans, core_id) if cost is None else cost

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class Result:
     num_edges: int
     layers: tuple[LayerSummary, ...]
     warnings: tuple[str, ...] = ()
+    cost_model: dict = field(default_factory=dict)  # model, objective, cost-table entries, hits, misses
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -76,7 +77,7 @@ class Result:
         return cls(**fields)
 
 
-def summarize(trace: Trace, warnings: tuple[str, ...] = ()) -> Result:
+def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | None = None) -> Result:
     g, acc = trace.cngraph, trace.accelerator
     latency = trace.latency_cycles
     dram_read = sum(t.bits for t in trace.transfers if t.src == acc.offchip_core_id)
@@ -120,7 +121,7 @@ def summarize(trace: Trace, warnings: tuple[str, ...] = ()) -> Result:
         memory_capacity_bytes=capacity,
         dram_traffic_bytes={"read": math.ceil(dram_read / 8), "write": math.ceil(dram_write / 8)},
         core_utilisation=utilisation, num_cns=g.num_cns, num_edges=g.num_edges,
-        layers=tuple(layers), warnings=tuple(notes),
+        layers=tuple(layers), warnings=tuple(notes), cost_model=dict(cost_model or {}),
     )
 
 
