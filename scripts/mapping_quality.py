@@ -96,7 +96,9 @@ def main(argv: list[str]) -> int:
     for r in rows:
         e, lat = r["energy"], r["latency"]
         if "ratio" not in e or "ratio" not in lat:
-            print(f"| {r['core']} | {r['layer']} | does not fit ({e.get('fits')}) | | |")
+            fits = e.get("fits", {})
+            who = "either tool" if not any(fits.values()) else ("ours" if not fits.get("ours") else "LOMA")
+            print(f"| {r['core']} | {r['layer']} | does not fit ({who}) | | |")
             continue
         print(f"| {r['core']} | {r['layer']} | {e['ratio']:.3f} | {lat['ratio']:.3f} | "
               f"{e['ours_s'] + lat['ours_s']:.2f} / {e['loma_s'] + lat['loma_s']:.2f} |")
