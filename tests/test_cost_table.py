@@ -314,7 +314,7 @@ def test_zigzag_plumbing_with_a_stub_search(write, tmp_path, monkeypatch):
 
     calls = []
 
-    def search(core, layer, sizes, objective="energy", seed=0, ordering=None):
+    def search(core, layer, sizes, objective="energy", seed=0, ordering=None, in_simulator=False):
         calls.append(list(sizes.items()))
         if layer.name == "big":
             raise NoFit

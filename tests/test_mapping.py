@@ -197,3 +197,13 @@ def test_sequential_dim_cannot_be_split_across_cores(write, quad):
     mapping = write("scan_map.yaml", 'version: 1\nlayers:\n  - {name: scan, core_allocation: [0, 1], inter_core_tiling: ["L, 2"]}\n')
     with pytest.raises(InputError, match=r"scan_map\.yaml: layers\[0\]\.inter_core_tiling: expected a parallel dim.*got 'L'"):
         plan_layers(load_workload(workload), quad, load_mapping(mapping))
+
+
+def test_normalised_axis_cannot_be_split(write, quad):
+    workload = load_workload(INPUTS / "workloads" / "transformer_block.onnx")
+    assert workload.layer("softmax").attr("axis") == "K"
+    ok = write("ok.yaml", 'version: 1\nlayers:\n  - {name: Softmax, core_allocation: [5], intra_core_tiling: ["D, all"]}\n')
+    assert plan_layers(workload, quad, load_mapping(ok))["softmax"].intra_core == (TileSpec("D", tile=1),)
+    bad = write("bad.yaml", 'version: 1\nlayers:\n  - {name: Softmax, core_allocation: [5], intra_core_tiling: ["K, 4"]}\n')
+    with pytest.raises(InputError, match=r"bad\.yaml: layers\[0\]\.intra_core_tiling: expected no split of K, the axis Softmax normalises over"):
+        plan_layers(workload, quad, load_mapping(bad))

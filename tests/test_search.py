@@ -182,3 +182,14 @@ def test_port_bandwidth_demand(write):
     sram = {port: v for (memory, port), v in bw.items() if memory == "sram_1mib"}
     assert sram and all(avg <= peak + 1e-9 for avg, peak in sram.values())
     assert max(avg for avg, _ in sram.values()) >= 256
+
+
+def test_simulator_latency_leaves_loading_out(write):
+    from stream.cost.search import score
+
+    core = load_core(CORES / "tpu_32x32.yaml", 0)
+    layer = _conv(write, k=64, c=32, size=8)
+    cost = search(core, layer, objective="latency", in_simulator=True).cost
+    assert score(cost, "latency", in_simulator=True) == cost.latency_total0
+    assert score(cost, "latency") == cost.latency_total2 == cost.latency_total0 + cost.onloading + cost.offloading
+    assert score(cost, "edp", in_simulator=True) == cost.energy_total * cost.latency_total0

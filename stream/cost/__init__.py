@@ -279,7 +279,8 @@ class CostModel:
         tile = dataclasses.replace(layer, sizes=spans)
         sizes = {layer.dims[k]: spans[k] for k in info.order}  # canonical order
         try:
-            result = search(core, tile, sizes, objective=self.objective, seed=0, ordering=info.ordering or None)
+            result = search(core, tile, sizes, objective=self.objective, seed=0, ordering=info.ordering or None,
+                            in_simulator=True)
         except no_fit:
             return _roofline(info, spans, core, factor, "roofline (no mapping fits)")
         return _zigzag(info, result, core, factor)

@@ -205,6 +205,13 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
             if spec.count is not None and spec.count > layer.size(dim):
                 raise error("intra_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
             intra.append(TileSpec(dim, spec.count, spec.tile))
+    # a normalisation (softmax, layer norm) needs its whole axis in one piece
+    whole = layer.attr("axis")
+    for tiling, dims in (("inter_core_tiling", [d for d, n in inter if n > 1]),
+                         ("intra_core_tiling", [t.dim for t in intra if t.pieces(layer.size(t.dim)) > 1])):
+        if isinstance(whole, str) and whole in dims:
+            raise error(tiling, f"no split of {whole}, the axis {layer.op_type} normalises over", whole)
+
     ordering = []
     for dim, size in rule.temporal_ordering:
         spec_dim = dim_of(TileSpec(dim), "temporal_ordering")
