@@ -131,9 +131,10 @@ class CostTable:
         layer_index = int(g.layer[cn])
         n = len(g.workload.layers[layer_index].dims)
         spans = tuple(self._spans[cn, :n].tolist())
-        cost = self._memo.get((layer_index, spans, core_id))
+        partial = not g.completes[cn]
+        cost = self._memo.get((layer_index, partial, spans, core_id))
         if cost is None:
-            cost = self._lookup(layer_index, spans, core_id)
+            cost = self._lookup(layer_index, partial, spans, core_id)
         return cost
 
     def fill(self) -> "CostTable":
@@ -144,15 +145,16 @@ class CostTable:
             if not len(cns):
                 continue
             rows = self._spans[cns.start:cns.stop, : len(layer.dims)]
+            partial = (~g.completes[cns.start:cns.stop]).astype(np.int64)
             plan = g.plans[layer.name]
             if plan.pinned is None:
-                for spans in np.unique(rows, axis=0).tolist():
+                for row in np.unique(np.column_stack([rows, partial]), axis=0).tolist():
                     for core_id in plan.candidates:
-                        self._cached(layer_index, tuple(spans), core_id)
+                        self._cached(layer_index, bool(row[-1]), tuple(row[:-1]), core_id)
             else:
                 cores = np.asarray(plan.pinned, dtype=np.int64)[g.piece[cns.start:cns.stop]]
-                for row in np.unique(np.column_stack([rows, cores]), axis=0).tolist():
-                    self._cached(layer_index, tuple(row[:-1]), int(row[-1]))
+                for row in np.unique(np.column_stack([rows, partial, cores]), axis=0).tolist():
+                    self._cached(layer_index, bool(row[-2]), tuple(row[:-2]), int(row[-1]))
         return self
 
     def save(self) -> int:
@@ -166,22 +168,27 @@ class CostTable:
         """The costs looked up so far, one per distinct (layer, tile shape, core)."""
         return list(self._memo.values())
 
-    def _cached(self, layer_index: int, spans: tuple, core_id: int) -> CNCost:
-        cost = self._memo.get((layer_index, spans, core_id))
-        return self._lookup(layer_index, spans, core_id) if cost is None else cost
+    def _cached(self, layer_index: int, partial: bool, spans: tuple, core_id: int) -> CNCost:
+        cost = self._memo.get((layer_index, partial, spans, core_id))
+        return self._lookup(layer_index, partial, spans, core_id) if cost is None else cost
 
-    def _lookup(self, layer_index: int, spans: tuple, core_id: int) -> CNCost:
-        info = self._layers.get(layer_index)
+    def _lookup(self, layer_index: int, partial: bool, spans: tuple, core_id: int) -> CNCost:
+        info = self._layers.get((layer_index, partial))
         if info is None:
             layer = self._cngraph.workload.layers[layer_index]
-            info = self._layers[layer_index] = _LayerInfo(layer, self._cngraph.plans[layer.name].temporal_ordering)
+            ordering = self._cngraph.plans[layer.name].temporal_ordering
+            if partial:  # a tile that does not finish its sums leaves partial sums in the top memory
+                out = layer.output
+                out = dataclasses.replace(out, precision=out.partial_precision or out.precision)
+                layer = dataclasses.replace(layer, operands=(out,) + layer.inputs)
+            info = self._layers[(layer_index, partial)] = _LayerInfo(layer, ordering)
         key, cost, hit = self._model._entry(info, spans, self._model.accelerator.core(core_id))
         self._keys.add(key)
         if hit:
             self.hits += 1
         else:
             self.misses += 1
-        self._memo[(layer_index, spans, core_id)] = cost
+        self._memo[(layer_index, partial, spans, core_id)] = cost
         return cost
 
 
