@@ -128,7 +128,7 @@ def _cost_table(name, workload, hardware, mapping, mode, tmp: Path) -> dict:
     t2 = time.perf_counter()
     warm = CostModel(acc, model="zigzag", cache_dir=tmp / "cache").table(g)
     t3 = time.perf_counter()
-    return {"case": name, "cns": g.num_cns, "backend": cold_model.backend,
+    return {"case": name, "cns": g.num_cns, "model": cold_model.model,
             "seconds": {"load_and_tiling": round(t1 - t0, 4), "cost_cold": round(t2 - t1, 4),
                         "cost_warm": round(t3 - t2, 4)},
             "entries": len(cold), "cold": {"hits": cold.hits, "misses": cold.misses},

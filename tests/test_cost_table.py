@@ -294,7 +294,7 @@ def test_zigzag_entries_are_consistent(write):
     assert cost.latency_cycles >= max(cost.compute_cycles, 1)
     assert cost.energy_pj == pytest.approx(cost.mac_energy_pj + cost.onchip_energy_pj)
     assert cost.onchip_energy_pj == pytest.approx(sum(e for _, levels in cost.operand_energy_pj for _, e in levels))
-    if model.backend == "zigzag" and cost.model == "zigzag":
+    if model.model == "zigzag" and cost.model == "zigzag":
         mems = {m.name for m in acc.core(0).memories}
         assert {op for op, _ in cost.operand_energy_pj} == {"O", "W", "I"}
         assert all(m in mems for _, levels in cost.operand_energy_pj for m, _ in levels)
@@ -335,7 +335,7 @@ def test_zigzag_plumbing_with_a_stub_search(write, tmp_path, monkeypatch):
     acc, g = _graph(write, _workload(write, A, b, big), rows={"a": "OY", "b": "H", "big": "OY"})
     model = CostModel(acc, model="zigzag", cache_dir=tmp_path)
     table = model.table(g)
-    assert model.backend == "zigzag" and len(table) == 2 and len(calls) == 2
+    assert model.model == "zigzag" and len(table) == 2 and len(calls) == 2
     # the search sees dims in canonical order (order of appearance in the equation)
     assert [d for d, _ in calls[0]] == ["B", "K", "OY", "OX", "C", "FY", "FX"]
     a_cost, b_cost = table.get(0, 0), table.get(6, 1)

@@ -10,6 +10,7 @@ from stream.cost.search import (
     NoValidMapping, _Context, allocate, loop_factors, multiset_permutations, prime_factors, search,
     spatial_mapping,
 )
+from stream.errors import StreamError
 from stream.hardware import load_core
 from stream.workload import load_workload
 
@@ -118,7 +119,7 @@ def test_pinned_temporal_ordering(write):
     assert pinned_ordering([("OX", None), ("FX", None)], {"OX": 14, "FX": 3, "FY": 3, "C": 2}) == \
         (("OX", 14), ("FX", 3), ("FY", 3), ("C", 2))
     assert pinned_ordering([("OX", 7), ("C", None), ("OX", 2)], {"OX": 14, "C": 2}) == (("OX", 7), ("C", 2), ("OX", 2))
-    with pytest.raises(ValueError, match="OX loops multiply to 7, the tile has 14"):
+    with pytest.raises(StreamError, match="OX loops multiply to 7, but the tile has 14 OX iterations"):
         pinned_ordering([("OX", 7)], {"OX": 14})
     core = load_core(CORES / "tpu_32x32.yaml", 0)
     layer = _conv(write, k=64, c=64, size=8)
@@ -193,3 +194,14 @@ def test_simulator_latency_leaves_loading_out(write):
     assert score(cost, "latency", in_simulator=True) == cost.latency_total0
     assert score(cost, "latency") == cost.latency_total2 == cost.latency_total0 + cost.onloading + cost.offloading
     assert score(cost, "edp", in_simulator=True) == cost.energy_total * cost.latency_total0
+
+
+def test_mismatched_pinned_ordering_is_one_clear_cli_error(write, capsys):
+    from stream.cli import main
+
+    mapping = write("pin.yaml", "version: 1\nlayers:\n  - {name: Conv, temporal_ordering: [[OX, 5]]}\n")
+    code = main(["run", "-q", "-w", str(INPUTS / "workloads" / "two_conv.yaml"),
+                 "-a", str(INPUTS / "hardware" / "single_core.yaml"), "-m", str(mapping)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: layer conv_a on core") and "OX loops multiply to 5, but the tile has 32" in err

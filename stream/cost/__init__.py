@@ -212,7 +212,7 @@ class CostModel:
         self.model = model
         self.objective = objective
         self._search = _load_search() if model == "zigzag" else None
-        self.version = _model_version(model, self._search)
+        self.version = _model_version(model)
         self._cores = {c.id: c for c in accelerator.cores}
         self._signatures = {c.id: core_signature(c) for c in accelerator.cores}
         self._store: dict[str, dict] = {}  # key text -> entry value (JSON-able)
@@ -222,11 +222,6 @@ class CostModel:
         if cache_dir is None and model == "zigzag":
             cache_dir = default_cache_dir()
         self.disk = DiskCache(cache_dir, hardware_signature(accelerator)) if cache_dir not in (None, False) else None
-
-    @property
-    def backend(self) -> str:
-        """What computes the zigzag model's entries: ``zigzag``, or ``roofline`` without the search."""
-        return "roofline" if self._search is None else "zigzag"
 
     def table(self, cngraph, fill: bool = True) -> CostTable:
         """A cost table for ``cngraph``; with ``fill``, every distinct (tile shape, candidate
@@ -491,7 +486,7 @@ def _load_search():
     return search, NoValidMapping
 
 
-def _model_version(model: str, search) -> str:
+def _model_version(model: str) -> str:
     """Names the disk cache entries: the model, this table's version and, for the zigzag
     model, a hash of the search and model sources (a code change invalidates the entries)."""
     if model == "roofline":
@@ -499,7 +494,6 @@ def _model_version(model: str, search) -> str:
     here = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for name in ("search.py", "zigzag_model.py", "mapping.py"):
-        path = here / name
         h.update(name.encode())
-        h.update(path.read_bytes() if path.is_file() else b"")
+        h.update((here / name).read_bytes())
     return f"zigzag/{TABLE_VERSION}/{h.hexdigest()[:16]}"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from stream.cost.mapping import CostBreakdown, SpatialMapping, TemporalMapping
+from stream.errors import StreamError
 from stream.hardware.ir import Core
 from stream.workload.ir import Layer
 
@@ -326,7 +327,9 @@ def pinned_ordering(ordering, temporal_sizes: dict[str, int]) -> tuple[tuple[str
             named[dim] = named.get(dim, 1) * size
     for dim, size in named.items():
         if size != temporal_sizes[dim]:
-            raise ValueError(f"temporal_ordering: the {dim} loops multiply to {size}, the tile has {temporal_sizes[dim]}")
+            raise StreamError(f"temporal_ordering: the {dim} loops multiply to {size}, but the tile has "
+                              f"{temporal_sizes[dim]} {dim} iterations left after unrolling (name the dim alone "
+                              "for its whole loop)")
     rest = sorted(((d, n) for d, n in temporal_sizes.items() if d not in named and n > 1), key=lambda x: -x[1])
     return tuple((d, n) for d, n in out if n > 1) + tuple(rest)
 
@@ -371,7 +374,11 @@ def search(core: Core, layer: Layer, sizes: dict[str, int] | None = None, object
         return value
 
     if ordering:
-        cost_of(pinned_ordering(ordering, temporal_sizes))
+        try:
+            pinned = pinned_ordering(ordering, temporal_sizes)
+        except StreamError as exc:
+            raise StreamError(f"layer {layer.name} on core {core.name}: {exc}") from None
+        cost_of(pinned)
         if best[0] is None:
             raise NoValidMapping(f"the pinned temporal_ordering of layer {layer.name} does not fit core {core.name}")
         return SearchResult(best[0], spatial, best[2], evaluated)
