@@ -148,14 +148,34 @@ class CostTable:
             partial = (~g.completes[cns.start:cns.stop]).astype(np.int64)
             plan = g.plans[layer.name]
             if plan.pinned is None:
-                for row in np.unique(np.column_stack([rows, partial]), axis=0).tolist():
+                for row in _unique_rows(np.column_stack([rows, partial]))[0].tolist():
                     for core_id in plan.candidates:
                         self._cached(layer_index, bool(row[-1]), tuple(row[:-1]), core_id)
             else:
                 cores = np.asarray(plan.pinned, dtype=np.int64)[g.piece[cns.start:cns.stop]]
-                for row in np.unique(np.column_stack([rows, partial, cores]), axis=0).tolist():
+                for row in _unique_rows(np.column_stack([rows, partial, cores]))[0].tolist():
                     self._cached(layer_index, bool(row[-2]), tuple(row[:-2]), int(row[-1]))
         return self
+
+    def arrays(self, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Latency (cycles), MAC and on-chip energy (pJ) of every CN on ``cores[cn]``, as arrays:
+        :meth:`get` once per distinct (layer, tile shape, core), not once per CN."""
+        g = self._cngraph
+        latency = np.zeros(g.num_cns, dtype=np.int64)
+        mac, onchip = np.zeros(g.num_cns), np.zeros(g.num_cns)
+        for layer_index, layer in enumerate(g.workload.layers):
+            cns = g.layer_cns(layer_index)
+            if not len(cns):
+                continue
+            rows = np.column_stack([self._spans[cns.start:cns.stop, : len(layer.dims)],
+                                    ~g.completes[cns.start:cns.stop], cores[cns.start:cns.stop]])
+            unique, inverse = _unique_rows(rows)
+            costs = [self._cached(layer_index, bool(row[-2]), tuple(row[:-2]), int(row[-1]))
+                     for row in unique.tolist()]
+            latency[cns] = np.array([c.latency_cycles for c in costs], dtype=np.int64)[inverse]
+            mac[cns] = np.array([c.mac_energy_pj for c in costs])[inverse]
+            onchip[cns] = np.array([c.onchip_energy_pj for c in costs])[inverse]
+        return latency, mac, onchip
 
     def save(self) -> int:
         """Write new entries to the disk cache (if any); the number written."""
@@ -190,6 +210,18 @@ class CostTable:
             self.misses += 1
         self._memo[(layer_index, partial, spans, core_id)] = cost
         return cost
+
+
+def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a non-negative int matrix and each row's index among them (as
+    ``np.unique(axis=0)``, which sorts rows as bytes and is slow on a million of them)."""
+    try:
+        keys = np.ravel_multi_index(rows.T, rows.max(axis=0) + 1)
+    except ValueError:  # the rows do not fit one int64 key
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+        return unique, inverse.reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return rows[first], inverse.reshape(-1)
 
 
 class CostModel:
