@@ -4,8 +4,8 @@
 
 Each case runs in a fresh process so ``peak_rss_mb`` is its own. Fields: ``case``,
 ``cns``, ``edges``, ``seconds`` (load, tiling, cost, allocation, simulation, total),
-``peak_rss_mb``, and the headline results (``latency_cycles``, ``energy_pj``). Cases
-that stop after tiling (``synthetic-1m``) report load and tiling seconds only;
+``peak_rss_mb``, ``simulated_cns_per_s`` (CNs / simulation seconds) and the headline
+results (``latency_cycles``, ``energy_pj``, ``dram_traffic_bytes``, ``spills``);
 ``cost-resnet18`` reports the cost table's cold and warm seconds, entries, hits and misses.
 Performance targets live here, never in timed tests.
 """
@@ -34,9 +34,8 @@ CASES = {
     "two-conv": dict(workload="workloads/two_conv.yaml", hardware="hardware/single_core.yaml",
                      mapping=None, mode="fused"),
     # 64 chained 3x3 convs over 8192 x 32 images, one row per CN, K split over 2 cores:
-    # 64 x 8192 x 2 = 1,048,576 CNs; tiling and dependencies only
-    "synthetic-1m": dict(workload=None, hardware="hardware/quad_core.yaml", mapping=None, mode="fused",
-                         stages=("tiling",)),
+    # 64 x 8192 x 2 = 1,048,576 CNs, the whole pipeline through simulation
+    "synthetic-1m": dict(workload=None, hardware="hardware/quad_core.yaml", mapping=None, mode="fused"),
     # ResNet-18 at one-row granularity on the quad-core system: the whole zigzag cost table
     # (every distinct tile x candidate core), cold (empty cache dir) then warm (from the cache)
     "cost-resnet18": dict(workload="workloads/resnet18.yaml", hardware="hardware/quad_core.yaml",
@@ -76,8 +75,6 @@ def run_case(name: str) -> dict:
         else:
             workload = INPUTS / case["workload"]
             mapping = INPUTS / case["mapping"] if case["mapping"] else None
-        if case.get("stages") == ("tiling",):
-            return _tiling_only(name, workload, INPUTS / case["hardware"], mapping, case["mode"])
         if case.get("stages") == ("cost",):
             return _cost_table(name, workload, INPUTS / case["hardware"], mapping, case["mode"], Path(tmp))
         from stream.api import run_detailed
@@ -89,26 +86,12 @@ def run_case(name: str) -> dict:
         "edges": outcome.cngraph.num_edges,
         "seconds": {k: round(v, 4) for k, v in outcome.seconds.items()},
         "peak_rss_mb": _peak_rss_mb(),
+        "simulated_cns_per_s": round(outcome.cngraph.num_cns / outcome.seconds["simulation"]),
         "latency_cycles": outcome.result.latency_cycles,
         "energy_pj": round(outcome.result.energy_pj["total"], 1),
+        "dram_traffic_bytes": outcome.result.dram_traffic_bytes,
+        "spills": outcome.result.spills,
     }
-
-
-def _tiling_only(name, workload, hardware, mapping, mode) -> dict:
-    from stream.hardware import load_hardware
-    from stream.mapping import load_mapping, plan_layers
-    from stream.tiling import tile
-    from stream.workload import load_workload
-
-    t0 = time.perf_counter()
-    w, acc = load_workload(workload), load_hardware(hardware)
-    plans = plan_layers(w, acc, load_mapping(mapping) if mapping else None)
-    t1 = time.perf_counter()
-    g = tile(w, plans, mode)
-    t2 = time.perf_counter()
-    return {"case": name, "cns": g.num_cns, "edges": g.num_edges,
-            "seconds": {"load": round(t1 - t0, 4), "tiling": round(t2 - t1, 4), "total": round(t2 - t0, 4)},
-            "peak_rss_mb": _peak_rss_mb()}
 
 
 def _cost_table(name, workload, hardware, mapping, mode, tmp: Path) -> dict:

@@ -12,7 +12,7 @@ from stream.cost import CostModel
 from stream.hardware import Accelerator, load_hardware
 from stream.mapping import Mapping, load_mapping, plan_layers
 from stream.results import Result, summarize
-from stream.simulation import Trace, simulate
+from stream.simulation import POLICIES, Trace, simulate
 from stream.tiling import MODES, CNGraph, tile
 from stream.workload import Workload, load_workload
 
@@ -38,20 +38,26 @@ class Run:
 
 
 def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
-        cost_model: str = "zigzag", objective: str = "energy", cache_dir=None) -> Result:
+        cost_model: str = "zigzag", objective: str = "energy", cache_dir=None, policy: str | None = None) -> Result:
     """Simulate ``workload`` on ``hardware``; each may be a loaded object or a file path.
 
     ``cost_model``: ``"zigzag"`` (ZigZag's per-core equations with a mapping search) or
     ``"roofline"``; ``objective``: what the per-core mapping search minimises; ``cache_dir``:
-    the cost cache (see :class:`stream.cost.CostModel`).
+    the cost cache (see :class:`stream.cost.CostModel`); ``policy``: the cores' scheduling
+    policy (:data:`stream.simulation.POLICIES`; default ``depth_first`` when fused,
+    ``layer_by_layer`` otherwise).
     """
-    return run_detailed(workload, hardware, mapping, mode, allocator, cost_model, objective, cache_dir).result
+    return run_detailed(workload, hardware, mapping, mode, allocator, cost_model, objective, cache_dir,
+                        policy).result
 
 
 def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
-                 cost_model: str = "zigzag", objective: str = "energy", cache_dir=None) -> Run:
+                 cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
+                 policy: str | None = None) -> Run:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if policy is not None and policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     seconds = {}
     t0 = time.perf_counter()
     workload = workload if isinstance(workload, Workload) else load_workload(workload)
@@ -67,7 +73,8 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     t3 = time.perf_counter()
     allocation = allocate(cngraph, costs, allocator)
     t4 = time.perf_counter()
-    trace = simulate(cngraph, allocation, costs, accelerator)
+    trace = simulate(cngraph, allocation, costs, accelerator, policy)
+    t5 = time.perf_counter()
     fallbacks = sorted({c.model for c in costs.values()} - {cost_model})
     # cache hits and misses depend on what earlier runs left in the cache: kept out of the
     # result (byte-identical for the same inputs), available on Run.cost_stats
@@ -75,9 +82,9 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     notes = workload.warnings + tuple(cngraph.notes) + tuple(
         f"cost: some tiles fit no mapping on their core and use the {f}" for f in fallbacks)
     result = summarize(trace, warnings=notes, cost_model=cost_info)
-    t5 = time.perf_counter()
+    t6 = time.perf_counter()
     seconds = {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2, "allocation": t4 - t3,
-               "simulation": t5 - t4, "total": t5 - t0}
+               "simulation": t5 - t4, "results": t6 - t5, "total": t6 - t0}
     return Run(workload, accelerator, mapping, cngraph, allocation, trace, result, seconds,
                {"entries": len(costs), "hits": costs.hits, "misses": costs.misses})
 

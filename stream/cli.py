@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
     run.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
     run.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
+    run.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"),
+                     help="order each core runs its CNs in (default: depth_first when fused, "
+                          "layer_by_layer otherwise)")
     run.add_argument("--out", "-o", help="directory for result.json, summary.txt and plots")
     run.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag",
                      help="per-core cost: ZigZag's equations with a mapping search (default) or a roofline")
@@ -76,7 +79,7 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
-                           objective=args.objective)
+                           objective=args.objective, policy=args.policy)
     result = outcome.result
     summary = format_summary(result)
     if args.out:
@@ -98,7 +101,8 @@ def cmd_run(args) -> int:
 def format_summary(result) -> str:
     e = result.energy_pj
     lines = [
-        f"{result.workload} on {result.hardware}: {result.mode}, {result.allocator} allocation",
+        f"{result.workload} on {result.hardware}: {result.mode}, {result.policy} order, "
+        f"{result.allocator} allocation",
         f"  compute nodes     {result.num_cns:,} ({result.num_edges:,} dependencies)",
         f"  latency           {result.latency_cycles:,} cycles = {_si(result.latency_s, 's')} "
         f"at {_si(result.clock_hz, 'Hz')}",
@@ -112,10 +116,14 @@ def format_summary(result) -> str:
         lines.append(f"  per-core cost     {c['model']} model, {c['objective']} objective, "
                      f"{c['entries']} distinct tile costs")
     lines.append(f"  DRAM traffic      read {_bytes(result.dram_traffic_bytes['read'])}, "
-                 f"write {_bytes(result.dram_traffic_bytes['write'])}")
-    lines.append("  peak memory       (per core top memory: peak / capacity)")
+                 f"write {_bytes(result.dram_traffic_bytes['write'])}, {result.spills} spills")
+    moved = [f"{cause} {_bytes(n)}" for cause, n in result.traffic_bytes.items() if n]
+    if moved:
+        lines.append(f"    by cause        {', '.join(moved)}")
+    lines.append("  peak memory       (per memory: peak / capacity; of which feature maps)")
     for key, peak in result.peak_memory_bytes.items():
-        lines.append(f"    {key:<28} {_bytes(peak):>10} / {_bytes(result.memory_capacity_bytes[key])}")
+        lines.append(f"    {key:<28} {_bytes(peak):>10} / {_bytes(result.memory_capacity_bytes[key]):<10} "
+                     f"{_bytes(result.peak_activation_bytes[key])}")
     for warning in result.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)

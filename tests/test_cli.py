@@ -39,9 +39,25 @@ def test_run_output_is_byte_identical_across_runs(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
+def test_run_takes_a_scheduling_policy(tmp_path, capsys):
+    base = ["run", "-q", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "quad_core.yaml")]
+    results = {}
+    for policy in ("depth_first", "latency", "layer_by_layer"):
+        assert main(base + ["--policy", policy, "--out", str(tmp_path / policy)]) == 0
+        results[policy] = json.loads((tmp_path / policy / "result.json").read_text())
+        assert results[policy]["policy"] == policy and results[policy]["mode"] == "fused"
+    # the same CNs and the same MACs, in another order
+    assert len({r["num_cns"] for r in results.values()}) == 1
+    assert len({r["energy_pj"]["mac"] for r in results.values()}) == 1
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--policy", "fastest"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err
+
+
 def test_run_without_arguments_uses_the_bundled_default(capsys):
     assert main(["run"]) == 0
-    assert capsys.readouterr().out.startswith("resnet18 on quad_core: fused")
+    assert capsys.readouterr().out.startswith("resnet18 on quad_core: fused, depth_first order")
 
 
 def test_bad_input_gives_one_line_and_exit_code_1(write, capsys):

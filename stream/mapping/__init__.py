@@ -38,9 +38,10 @@ def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Ma
 
     Layers the mapping puts in no fusion group are grouped automatically: consecutive
     layers (in topological order) join a group until the weights that must stay resident
-    would exceed the top memories of the group's cores. Without an accelerator (to inspect
-    a mapping alone) core ids are not checked, ``*`` splits over the listed cores and
-    there is no capacity limit.
+    would exceed ``WEIGHT_SHARE`` of the top memories of the group's cores (the rest holds
+    the rows of feature maps that depth-first execution keeps in flight). Without an
+    accelerator (to inspect a mapping alone) core ids are not checked, ``*`` splits over
+    the listed cores and there is no capacity limit.
     """
     if mapping is None:
         plans = {l.name: default_plan(l, accelerator) for l in workload.layers}
@@ -109,6 +110,9 @@ def _group_of(workload: Workload, mapping: Mapping) -> dict[str, str]:
     return group_of
 
 
+WEIGHT_SHARE = 0.5  # of the group's top memories that automatic fusion groups fill with weights
+
+
 def _auto_groups(workload: Workload, accelerator: Accelerator, plans: dict[str, LayerPlan]) -> dict[str, LayerPlan]:
     out, current, cores, weights, count = {}, None, set(), 0, 0
     for layer in workload.layers:
@@ -118,7 +122,8 @@ def _auto_groups(workload: Workload, accelerator: Accelerator, plans: dict[str, 
             continue
         layer_weights = sum(layer.footprint_bits(op.name) for op in layer.inputs if op.role is Role.WEIGHT)
         new_cores = cores | set(plan.candidates)
-        capacity = math.inf if accelerator is None else sum(accelerator.core(c).top_memory.size_bits for c in new_cores)
+        capacity = math.inf if accelerator is None else WEIGHT_SHARE * sum(
+            accelerator.core(c).top_memory.size_bits for c in new_cores)
         if current is None or weights + layer_weights > capacity:
             current, cores, weights, count = f"auto{count}", set(plan.candidates), 0, count + 1
         else:

@@ -7,6 +7,9 @@ Energy parts:
 * ``onchip_memory``: accesses to the cores' memories inside each CN (cost model);
 * ``offchip_memory``: DRAM reads and writes (weights, inputs, outputs, spills);
 * ``interconnect``: bits moved over links and buses x their energy per bit.
+
+``transfer_energy_pj`` splits the last two by why the data moved (the causes of
+:data:`stream.simulation.CAUSES`), ``traffic_bytes`` the bytes likewise.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from stream.simulation import Trace
+from stream.simulation import CAUSES, OUTPUT, Trace
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class LayerSummary:
     start_cycle: int
     end_cycle: int
     energy_pj: float  # MAC + on-chip memory energy of its CNs
+    transfer_energy_pj: float  # DRAM + interconnect energy of the data it fetched and wrote
+    dram_read_bytes: int  # its weights, inputs, re-fetches and reads across fusion groups
+    dram_write_bytes: int  # its outputs written to DRAM, and spills of them
 
 
 @dataclass(frozen=True)
@@ -42,20 +48,26 @@ class Result:
     workload: str
     hardware: str
     mode: str
+    policy: str
     allocator: str
     clock_hz: float
     latency_cycles: int
     latency_s: float
     energy_pj: dict  # total, mac, onchip_memory, offchip_memory, interconnect
+    transfer_energy_pj: dict  # per transfer cause: DRAM + interconnect pJ
     peak_memory_bytes: dict  # "core<id>.<memory>" -> bytes at the busiest moment
+    peak_activation_bytes: dict  # same keys -> peak of all but weights (feature maps, partial sums)
     memory_capacity_bytes: dict  # same keys -> capacity in bytes
     dram_traffic_bytes: dict  # read, write
+    traffic_bytes: dict  # per transfer cause, bytes moved
+    spills: int  # tensors evicted to DRAM with a write (evictions of data DRAM holds are free)
     core_utilisation: dict  # "core<id>" -> busy cycles / latency
+    link_utilisation: dict  # "link<id>" -> busy cycles / latency
     num_cns: int
     num_edges: int
     layers: tuple[LayerSummary, ...]
     warnings: tuple[str, ...] = ()
-    cost_model: dict = field(default_factory=dict)  # model, objective, cost-table entries, hits, misses
+    cost_model: dict = field(default_factory=dict)  # model, objective, cost-table entries
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -71,6 +83,9 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Result":
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"result schema version {data.get('schema_version')!r}; this version reads "
+                             f"{SCHEMA_VERSION} (re-run the simulation)")
         fields = dict(data)
         fields["layers"] = tuple(LayerSummary(**(l | {"cores": tuple(l["cores"])})) for l in data["layers"])
         fields["warnings"] = tuple(data.get("warnings", ()))
@@ -78,51 +93,69 @@ class Result:
 
 
 def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | None = None) -> Result:
-    g, acc = trace.cngraph, trace.accelerator
+    g, acc, t = trace.cngraph, trace.accelerator, trace.transfers
     latency = trace.latency_cycles
-    dram_read = sum(t.bits for t in trace.transfers if t.src == acc.offchip_core_id)
-    dram_write = sum(t.bits for t in trace.transfers if t.dst == acc.offchip_core_id)
+    dram = acc.offchip_core_id
     mac = float(trace.mac_energy_pj.sum())
     onchip = float(trace.onchip_energy_pj.sum())
-    offchip = float(sum(t.dram_energy_pj for t in trace.transfers))
-    interconnect = float(sum(t.interconnect_energy_pj for t in trace.transfers))
+    offchip = float(t.dram_energy_pj.sum())
+    interconnect = float(t.interconnect_energy_pj.sum())
     energy = {"total": mac + onchip + offchip + interconnect, "mac": mac, "onchip_memory": onchip,
               "offchip_memory": offchip, "interconnect": interconnect}
+    moved = ~t.shared  # a multicast rider moves nothing of its own
+    by_cause, traffic = {}, {}
+    for i, cause in enumerate(CAUSES):
+        rows = t.cause == i
+        by_cause[cause] = float(t.dram_energy_pj[rows].sum() + t.interconnect_energy_pj[rows].sum())
+        traffic[cause] = _bytes(t.bits[rows & moved].sum())
 
-    peak, capacity, notes = {}, {}, list(warnings)
-    for core in acc.cores:
-        if core.id == acc.offchip_core_id:
-            continue
-        key = f"core{core.id}.{core.top_memory.name}"
-        peak[key] = math.ceil(trace.peak_bits(core.id) / 8)
-        capacity[key] = core.top_memory.size_bits // 8
-        if peak[key] > capacity[key]:
-            notes.append(f"{key}: peak {peak[key]} B exceeds its capacity {capacity[key]} B "
-                         "(this version does not spill yet)")
+    peak = {m.name: _bytes(m.peak_bits) for m in trace.memories}
+    activations = {m.name: _bytes(m.peak_activation_bits) for m in trace.memories}
+    capacity = {m.name: m.capacity_bits // 8 for m in trace.memories}
+    busy = np.bincount(trace.allocation.core, weights=trace.end - trace.start, minlength=max(acc.core_ids) + 1)
+    utilisation = {f"core{c.id}": _share(busy[c.id], latency) for c in acc.cores if c.is_compute}
+    links = {f"link{l.id}": _share(trace.link_busy_cycles[l.id], latency) for l in acc.links}
 
-    busy = np.bincount(trace.allocation.core, weights=trace.compute_cycles, minlength=max(acc.core_ids) + 1)
-    utilisation = {f"core{c.id}": (float(busy[c.id]) / latency if latency else 0.0)
-                   for c in acc.cores if c.is_compute}
-
+    # each transfer belongs to a layer: the CN it fetched for, else the CN whose output it moved
+    owner = np.where(t.cn >= 0, t.cn, np.where(t.data_kind == OUTPUT, t.data, -1))
+    layer_of_row = np.where(owner >= 0, g.layer[np.maximum(owner, 0)], -1)
+    externals = t.data_kind != OUTPUT
+    if externals.any():
+        ext_layer = np.array([e.layer for e in g.externals], dtype=np.int64)
+        layer_of_row = np.where((owner < 0) & externals, ext_layer[t.data * externals], layer_of_row)
+    row_energy = t.dram_energy_pj + t.interconnect_energy_pj
+    reads, writes = moved & (t.src == dram), moved & (t.dst == dram)
     layers = []
     for li, layer in enumerate(g.workload.layers):
         cns = np.flatnonzero(g.layer == li)
+        rows = layer_of_row == li
         layers.append(LayerSummary(
             name=layer.name, op_type=layer.op_type, cns=int(cns.size),
             cores=tuple(sorted({int(c) for c in trace.allocation.core[cns]})),
             macs=int(g.macs[cns].sum()), start_cycle=int(trace.start[cns].min()),
             end_cycle=int(trace.end[cns].max()),
             energy_pj=float(trace.mac_energy_pj[cns].sum() + trace.onchip_energy_pj[cns].sum()),
+            transfer_energy_pj=float(row_energy[rows].sum()),
+            dram_read_bytes=_bytes(t.bits[rows & reads].sum()), dram_write_bytes=_bytes(t.bits[rows & writes].sum()),
         ))
     return Result(
         schema_version=SCHEMA_VERSION, workload=g.workload.name, hardware=acc.name, mode=g.mode,
-        allocator=trace.allocation.method, clock_hz=acc.clock_hz, latency_cycles=int(latency),
-        latency_s=latency / acc.clock_hz, energy_pj=energy, peak_memory_bytes=peak,
-        memory_capacity_bytes=capacity,
-        dram_traffic_bytes={"read": math.ceil(dram_read / 8), "write": math.ceil(dram_write / 8)},
-        core_utilisation=utilisation, num_cns=g.num_cns, num_edges=g.num_edges,
-        layers=tuple(layers), warnings=tuple(notes), cost_model=dict(cost_model or {}),
+        policy=trace.policy, allocator=trace.allocation.method, clock_hz=acc.clock_hz, latency_cycles=int(latency),
+        latency_s=latency / acc.clock_hz, energy_pj=energy, transfer_energy_pj=by_cause,
+        peak_memory_bytes=peak, peak_activation_bytes=activations, memory_capacity_bytes=capacity,
+        dram_traffic_bytes={"read": _bytes(t.bits[reads].sum()), "write": _bytes(t.bits[writes].sum())},
+        traffic_bytes=traffic, spills=int(t.of("spill").sum()), core_utilisation=utilisation,
+        link_utilisation=links, num_cns=g.num_cns, num_edges=g.num_edges, layers=tuple(layers),
+        warnings=tuple(warnings), cost_model=dict(cost_model or {}),
     )
+
+
+def _bytes(bits) -> int:
+    return math.ceil(int(bits) / 8)
+
+
+def _share(part: float, whole: int) -> float:
+    return float(part) / whole if whole else 0.0
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:

@@ -10,6 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from stream.simulation import CAUSES  # noqa: E402
 
 
 plt.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "svg.hashsalt": "stream",
@@ -26,14 +29,16 @@ def layer_colors(names: list[str]) -> dict[str, tuple]:
 
 
 def gantt(trace, path: str | os.PathLike) -> None:
-    """A row per core (compute, coloured by layer) and per link/DRAM (transfers, grey)."""
+    """A row per core (compute, coloured by layer) and per link (transfers grey, spills and re-fetches red)."""
     g, acc = trace.cngraph, trace.accelerator
     names = [l.name for l in g.workload.layers]
     colors = layer_colors(names)
     rows: list[str] = [f"core {c.id} ({c.name})" for c in acc.cores if c.is_compute]
     link_rows = [f"{l.kind} {'-'.join(map(str, l.cores[:4]))}{'-...' if len(l.cores) > 4 else ''} (#{l.id})"
                  for l in acc.links]
-    used_links = sorted({l for t in trace.transfers for l in t.links})
+    t = trace.transfers
+    own = ~t.shared  # multicast riders occupy no link time of their own
+    used_links = sorted({l for r in np.unique(t.route[own]).tolist() for l in t.routes[r]})
     rows += [link_rows[l] for l in used_links]
     index = {row: i for i, row in enumerate(rows)}
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.5))
@@ -42,10 +47,12 @@ def gantt(trace, path: str | os.PathLike) -> None:
         row = index[f"core {core.id} ({core.name})"]
         ax.barh(row, trace.end[cn] - trace.start[cn], left=trace.start[cn], height=0.8,
                 color=colors[names[g.layer[cn]]], edgecolor="none")
-    for t in trace.transfers:
-        for l in t.links:
-            ax.barh(index[link_rows[l]], max(t.end - t.start, 0), left=t.start, height=0.6,
-                    color="0.55", edgecolor="none")
+    spill = np.isin(t.cause, [CAUSES.index("spill"), CAUSES.index("refetch")])
+    for route, start, end, spilled in zip(t.route[own].tolist(), t.start[own].tolist(), t.end[own].tolist(),
+                                         spill[own].tolist()):
+        for l in t.routes[route]:
+            ax.barh(index[link_rows[l]], end - start, left=start, height=0.6,
+                    color="tab:red" if spilled else "0.55", edgecolor="none")
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("time (cycles)")

@@ -1,0 +1,172 @@
+"""The interconnect and the DRAM ports, as reservations.
+
+Each link, bus and DRAM port is busy until a known cycle. A transfer requested at time t
+starts once every link of its route and the DRAM port it uses are free, holds them all
+for ``ceil(bits / slowest bandwidth)`` cycles, and pushes their free times to its end:
+first come, first served per resource, as a queue of simpy requests would be, but with
+one event per transfer instead of one per resource.
+
+Routes: fewest hops, a bus being one hop. Among equally short routes the walk prefers a
+move along x, then along y (the cores' ``core_coordinates``), then the lowest link id,
+so a 2-D mesh routes XY (all x moves first) and every route is deterministic.
+
+Long transfers go in chunks of ``CHUNK_CYCLES``: each chunk queues anew, so a weight
+tensor of many kilobytes interleaves with the small transfers behind it the way bursts
+do on a real bus, instead of holding the bus for its whole length.
+
+Multicast (see ``Engine.move``): a transfer of the same data from the same source over
+one bus that is still queued (it has not started yet) takes new destinations along for
+free; they receive it when it ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from stream.errors import StreamError
+from stream.hardware.ir import Accelerator, Port
+
+
+CHUNK_CYCLES = 512  # longest uninterrupted hold of a route
+
+
+class Network:
+    def __init__(self, acc: Accelerator):
+        self.acc = acc
+        self.dram_id = acc.offchip_core_id
+        self.link_free = [0] * len(acc.links)
+        self.link_busy = [0] * len(acc.links)  # cycles each link carried data
+        self.bandwidth = [float(l.bandwidth) for l in acc.links]
+        self.energy_per_bit = [float(l.energy_per_bit) for l in acc.links]
+        for link in acc.links:
+            if link.bandwidth <= 0:
+                raise StreamError(f"{acc.source_file}: link {link.id} between cores {list(link.cores)} "
+                                  f"has bandwidth {link.bandwidth}; expected a positive number of bits per cycle")
+        dram = acc.dram
+        self.dram = dram
+        ports = dram.ports if dram is not None else ()
+        self.read_ports = [i for i, p in enumerate(ports) if p.can_read and p.bw_max > 0]
+        self.write_ports = [i for i, p in enumerate(ports) if p.can_write and p.bw_max > 0]
+        self.ports: tuple[Port, ...] = tuple(ports)
+        self.port_free = [0] * len(ports)
+        if dram is not None and (not self.read_ports or not self.write_ports):
+            raise StreamError(f"{acc.source_file}: the off-chip memory {dram.name!r} needs a read and a write "
+                              "port with a positive bandwidth_max (ports: read, write or read_write)")
+        self.routes: list[tuple[int, ...]] = []  # route id -> link ids, in order
+        self.route_bandwidth: list[float] = []  # route id -> its slowest link's bits per cycle
+        self._route_ids: dict[tuple[int, ...], int] = {}
+        self._route_of: dict[tuple[int, int], int] = {}
+        self._neighbours = self._adjacency()
+        self._xy = {core: xy for core, xy in acc.coordinates}
+
+    # -- routes --------------------------------------------------------------------
+    def _adjacency(self) -> dict[int, list[tuple[int, int]]]:
+        adjacency: dict[int, list[tuple[int, int]]] = {c: [] for c in self.acc.core_ids}
+        for link in self.acc.links:
+            for a in link.cores:
+                for b in link.cores:
+                    if a != b:
+                        adjacency[a].append((b, link.id))
+        return adjacency
+
+    def route(self, src: int, dst: int) -> int:
+        """Route id from core ``src`` to core ``dst`` (the empty route when equal)."""
+        key = (src, dst)
+        rid = self._route_of.get(key)
+        if rid is None:
+            links = self._walk(src, dst)
+            rid = self._route_ids.setdefault(links, len(self.routes))
+            if rid == len(self.routes):
+                self.routes.append(links)
+                self.route_bandwidth.append(min((self.bandwidth[l] for l in links), default=math.inf))
+            self._route_of[key] = rid
+        return rid
+
+    def _walk(self, src: int, dst: int) -> tuple[int, ...]:
+        if src == dst:
+            return ()
+        hops = {dst: 0}  # breadth-first distances to dst
+        frontier = deque([dst])
+        while frontier:
+            node = frontier.popleft()
+            for other, _ in self._neighbours[node]:
+                if other not in hops:
+                    hops[other] = hops[node] + 1
+                    frontier.append(other)
+        if src not in hops:
+            raise StreamError(f"{self.acc.source_file}: no connection between core {src} and core {dst} "
+                              "(add a core_connectivity entry)")
+        links, node = [], src
+        while node != dst:
+            steps = [(self._preference(node, other, link), other, link)
+                     for other, link in self._neighbours[node] if hops.get(other) == hops[node] - 1]
+            _, node, link = min(steps)
+            links.append(link)
+        return tuple(links)
+
+    def _preference(self, a: int, b: int, link: int) -> tuple[int, int, int]:
+        xa, xb = self._xy.get(a), self._xy.get(b)
+        if xa is not None and xb is not None and self.acc.links[link].kind == "link":
+            if xa[1] == xb[1] and abs(xa[0] - xb[0]) == 1:
+                return (0, link, b)  # an x move
+            if xa[0] == xb[0] and abs(xa[1] - xb[1]) == 1:
+                return (1, link, b)  # a y move
+        return (2, link, b)
+
+    def bus(self, rid: int) -> int | None:
+        """The bus a route consists of, if it is one bus hop."""
+        links = self.routes[rid]
+        return links[0] if len(links) == 1 and self.acc.links[links[0]].kind == "bus" else None
+
+    # -- reservations --------------------------------------------------------------
+    def occupy(self, now: int, rid: int, src: int, dst: int, bits: int) -> tuple[int, int]:
+        """Hold route ``rid`` (and the DRAM port, if it ends there) for ``bits`` from ``now`` on."""
+        links = self.routes[rid]
+        bandwidth = self.route_bandwidth[rid]
+        start = now
+        link_free = self.link_free
+        for l in links:
+            if link_free[l] > start:
+                start = link_free[l]
+        port = self.port(src, dst, start) if src == self.dram_id or dst == self.dram_id else None
+        if port is not None:
+            start = max(start, self.port_free[port])
+            bandwidth = min(bandwidth, self.ports[port].bw_max)
+        duration = math.ceil(bits / bandwidth) if bits and bandwidth != math.inf else 0
+        end = start + duration
+        for l in links:
+            self.link_free[l] = end
+            self.link_busy[l] += duration
+        if port is not None:
+            self.port_free[port] = end
+        return start, end
+
+    def port(self, src: int, dst: int, start: int) -> int | None:
+        """The DRAM port a transfer uses (the one free first), None if DRAM is not an end."""
+        if src != self.dram_id and dst != self.dram_id:
+            return None
+        candidates = self.read_ports if src == self.dram_id else self.write_ports
+        if len(candidates) == 1:
+            return candidates[0]
+        return min(candidates, key=lambda i: (max(self.port_free[i], start), i))
+
+    def energy(self, rid: int, src: int, dst: int, bits: int) -> tuple[float, float]:
+        """(interconnect, DRAM) pJ of moving ``bits`` over route ``rid``."""
+        return bits * sum(self.energy_per_bit[l] for l in self.routes[rid]), self.dram_energy(src, dst, bits)
+
+    def dram_energy(self, src: int, dst: int, bits: int) -> float:
+        """pJ of the DRAM reading or writing ``bits`` (0 when DRAM is neither end)."""
+        if src == self.dram_id:
+            return self.dram.access_energy(bits, write=False, port=self.ports[self.read_ports[0]])
+        if dst == self.dram_id:
+            return self.dram.access_energy(bits, write=True, port=self.ports[self.write_ports[0]])
+        return 0.0
+
+    def bandwidth_of(self, rid: int, src: int, dst: int) -> float:
+        """Bits per cycle of route ``rid`` without contention (inf: an empty route)."""
+        bandwidth = min((self.bandwidth[l] for l in self.routes[rid]), default=math.inf)
+        if self.dram_id in (src, dst):
+            ports = self.read_ports if src == self.dram_id else self.write_ports
+            bandwidth = min(bandwidth, max(self.ports[i].bw_max for i in ports))
+        return bandwidth
