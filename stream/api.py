@@ -53,7 +53,9 @@ def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = 
 
 def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
                  cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
-                 policy: str | None = None) -> Run:
+                 policy: str | None = None, progress=None) -> Run:
+    """As :func:`run`, keeping every intermediate value; ``progress(message)``, if given, hears
+    each step as it ends and the simulation every few seconds."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if policy is not None and policy not in POLICIES:
@@ -66,15 +68,21 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
         mapping = load_mapping(mapping)
     plans = plan_layers(workload, accelerator, mapping)
     t1 = time.perf_counter()
+    say = progress or (lambda message: None)
+    say(f"loaded {workload.name} ({len(workload.layers)} layers) and {accelerator.name}")
     cngraph = tile(workload, plans, mode)
     t2 = time.perf_counter()
+    say(f"tiled: {cngraph.num_cns:,} CNs, {cngraph.num_edges:,} dependencies")
     model = CostModel(accelerator, cost_model, objective, cache_dir)
     costs = model.table(cngraph)  # fills every entry now
     t3 = time.perf_counter()
+    say(f"costed: {len(costs)} distinct tiles ({cost_model})")
     allocation = allocate(cngraph, costs, allocator)
     t4 = time.perf_counter()
-    trace = simulate(cngraph, allocation, costs, accelerator, policy)
+    say(f"allocated ({allocator})")
+    trace = simulate(cngraph, allocation, costs, accelerator, policy, progress)
     t5 = time.perf_counter()
+    say(f"simulated: {trace.latency_cycles:,} cycles")
     fallbacks = sorted({c.model for c in costs.values()} - {cost_model})
     # cache hits and misses depend on what earlier runs left in the cache: kept out of the
     # result (byte-identical for the same inputs), available on Run.cost_stats

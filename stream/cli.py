@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from stream.errors import StreamError
@@ -79,7 +80,8 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
-                           objective=args.objective, policy=args.policy)
+                           objective=args.objective, policy=args.policy,
+                           progress=None if args.quiet else _progress_printer())
     result = outcome.result
     summary = format_summary(result)
     if args.out:
@@ -96,6 +98,16 @@ def cmd_run(args) -> int:
         if args.out:
             print(f"\nwrote result.json, summary.txt, gantt.png and gantt.pdf to {args.out}")
     return 0
+
+
+def _progress_printer():
+    """Progress lines on stderr, each with the seconds since the run began."""
+    began = time.perf_counter()
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - began:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+    return say
 
 
 def format_summary(result) -> str:

@@ -55,6 +55,25 @@ def test_run_takes_a_scheduling_policy(tmp_path, capsys):
     assert "invalid choice: 'fastest'" in capsys.readouterr().err
 
 
+def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
+    import stream.simulation.engine as engine
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY", 1)  # look at the clock after every CN
+    monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)  # and report each time
+    args = ["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(INPUTS / "hardware" / "single_core.yaml")]
+    assert main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    steps = [line.split("] ", 1)[1] for line in err]
+    assert steps[0] == "loaded two_conv (2 layers) and single_core"
+    assert steps[1] == "tiled: 2 CNs, 1 dependencies"
+    assert steps[2].startswith("costed: ") and steps[3] == "allocated (greedy)"
+    # one report per finished CN, then the end
+    assert [s.split(",")[0] for s in steps[4:6]] == ["simulating: 1 of 2 CNs done", "simulating: 2 of 2 CNs done"]
+    assert steps[6].startswith("simulated: ") and len(steps) == 7
+    assert main(args + ["-q"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
 def test_run_without_arguments_uses_the_bundled_default(capsys):
     assert main(["run"]) == 0
     assert capsys.readouterr().out.startswith("resnet18 on quad_core: fused, depth_first order")

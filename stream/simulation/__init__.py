@@ -40,9 +40,10 @@ __all__ = ["CAUSES", "EXTERNAL", "OUTPUT", "POLICIES", "PREFETCH_DEPTH", "Memory
 
 
 def simulate(cngraph: CNGraph, allocation: Allocation, costs: CostTable, accelerator: Accelerator,
-             policy: str | None = None) -> Trace:
-    """Replay ``cngraph`` as allocated; ``policy`` defaults to the graph's mode."""
+             policy: str | None = None, progress=None) -> Trace:
+    """Replay ``cngraph`` as allocated; ``policy`` defaults to the graph's mode;
+    ``progress(message)``, if given, hears how far the run is every few seconds."""
     policy = policy or default_policy(cngraph.mode)
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    return Engine(cngraph, allocation, costs, accelerator, policy).run()
+    return Engine(cngraph, allocation, costs, accelerator, policy, progress).run()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import time
 from array import array
 
 import numpy as np
@@ -40,6 +41,8 @@ from stream.workload.ir import Role
 
 PREFETCH_DEPTH = 2  # CNs a core holds loaded: the running one and the next
 LOOKAHEAD_GROUPS = 0  # weights are prefetched for the current fusion group and this many more
+PROGRESS_SECONDS = 5.0  # between progress reports
+PROGRESS_EVERY = 65536  # finished CNs between looks at the clock
 
 # what an input edge needs (per edge, precomputed)
 _ORDER_ONLY, _LOCAL, _COPY, _VIA_DRAM = 0, 1, 2, 3
@@ -51,7 +54,8 @@ _READS = {CAUSE[c] for c in ("input_fetch", "weight_fetch", "dram_read", "refetc
 class Engine:
     """One simulated run of ``g`` as allocated (see the module docstring); :meth:`run` once."""
 
-    def __init__(self, g: CNGraph, allocation: Allocation, costs: CostTable, acc: Accelerator, policy: str):
+    def __init__(self, g: CNGraph, allocation: Allocation, costs: CostTable, acc: Accelerator, policy: str,
+                 progress=None):
         if acc.offchip_core_id is None:
             raise StreamError(f"{acc.source_file}: the accelerator has no off-chip (DRAM) core; "
                               "weights and inputs need one (set offchip_core_id)")
@@ -114,6 +118,7 @@ class Engine:
         self.now = 0  # the current cycle, set as each event runs
         self.on_event = self._on_event  # one bound method for every event
         self.attempt = 0  # loads tried so far (see Tensor.mark)
+        self.progress, self.finished, self.reported = progress, 0, time.perf_counter()
         self.queued: dict[tuple, tuple] = {}  # bus reads that riders may join: key -> (start, riders)
 
     # -- set-up --------------------------------------------------------------------
@@ -738,6 +743,9 @@ class Engine:
         return done
 
     def finish(self, x: int) -> None:
+        self.finished += 1
+        if self.progress is not None and self.finished % PROGRESS_EVERY == 0:
+            self._report()
         core = self.core[x]
         self.end[x] = self.now
         self.phase[x] = _DONE
@@ -777,6 +785,12 @@ class Engine:
             self.layer_left[layer] -= 1
             if self.layer_left[layer] == 0 and self._advance_frontier():
                 self.kicked.update(self.order)
+
+    def _report(self) -> None:
+        """Tell ``progress`` how far the run is, at most every few seconds."""
+        if time.perf_counter() - self.reported >= PROGRESS_SECONDS:
+            self.reported = time.perf_counter()
+            self.progress(f"simulating: {self.finished:,} of {self.n:,} CNs done, at cycle {self.now:,}")
 
     def write_back(self, x: int, out: Tensor) -> None:
         out.pins += 1
