@@ -236,15 +236,15 @@ class Engine:
         self.order_ptr = np.concatenate([[0], np.cumsum(np.bincount(g.edge_dst[waits], minlength=n))]).tolist()
 
     # -- events --------------------------------------------------------------------
-    def at(self, when: int, callback) -> None:
-        """Run ``callback`` at cycle ``when`` (now or later), then let cores react."""
+    def at(self, when: int, callback, *args) -> None:
+        """Run ``callback(*args)`` at cycle ``when`` (now or later), then let cores react."""
         event = self.env.timeout(when - self.now)
-        event.run = callback
+        event.run, event.args = callback, args
         event.callbacks.append(self.on_event)
 
     def _on_event(self, event) -> None:
         self.now = self.env.now  # whole cycles: every delay is an int
-        event.run()
+        event.run(*event.args)
         self.pump()
 
     def kick_pool(self, pool: Pool) -> None:
@@ -712,7 +712,7 @@ class Engine:
         self.start[x] = now
         _, streamed, out, out_streamed = self.loaded_info[x]
         if not streamed and not out_streamed:
-            self.at(now + self.latency[x], lambda: self.finish(x))
+            self.at(now + self.latency[x], self.finish, x)
             return
         # it ends when its compute and every stream of its operands have ended
         parts = [1 + len(streamed) + out_streamed]
