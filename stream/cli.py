@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
     run.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
     run.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
+    run.add_argument("--allocator", choices=("greedy", "fixed"), default="greedy",
+                     help="who decides the core of each piece: list scheduling, or the mapping alone")
     run.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"),
                      help="order each core runs its CNs in (default: depth_first when fused, "
                           "layer_by_layer otherwise)")
@@ -80,7 +82,7 @@ def cmd_run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
-                           objective=args.objective, policy=args.policy,
+                           objective=args.objective, policy=args.policy, allocator=args.allocator,
                            progress=None if args.quiet else _progress_printer())
     result = outcome.result
     summary = format_summary(result)

@@ -74,6 +74,23 @@ def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
     assert capsys.readouterr() == ("", "")
 
 
+def test_fixed_allocator_takes_cores_from_the_mapping_only(tmp_path, capsys):
+    single = ["run", "-q", "-w", str(INPUTS / "workloads" / "two_conv.yaml"),
+              "-a", str(INPUTS / "hardware" / "single_core.yaml")]
+    # one compute core: every layer has a single candidate, so fixed and greedy agree
+    assert main(single + ["--allocator", "fixed", "--out", str(tmp_path / "fixed")]) == 0
+    assert main(single + ["--out", str(tmp_path / "greedy")]) == 0
+    fixed, greedy = (json.loads((tmp_path / name / "result.json").read_text()) for name in ("fixed", "greedy"))
+    assert fixed["allocator"] == "fixed" and greedy["allocator"] == "greedy"
+    assert fixed["latency_cycles"] == greedy["latency_cycles"]
+    # four compute cores and no mapping: the convs may run on any of them
+    quad = ["run", "-q", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(INPUTS / "hardware" / "quad_core.yaml")]
+    assert main(quad + ["--allocator", "fixed"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith("error: allocator 'fixed': layer 'conv_a' may run on cores [0, 1, 2, 3]")
+
+
 def test_run_without_arguments_uses_the_bundled_default(capsys):
     assert main(["run"]) == 0
     assert capsys.readouterr().out.startswith("resnet18 on quad_core: fused, depth_first order")

@@ -73,6 +73,10 @@ def test_fixed_split_pins_pieces_in_order():
     # each piece computes 512 / 8 = 64 output channels
     assert [detail.cngraph.box(cn)["K"] for cn in cns][:2] == [(0, 64), (64, 128)]
     detail.trace.check()
+    # the mapping pins every layer, so the fixed allocator runs it as given, core for core
+    fixed = run_detailed(workload, acc, mapping, allocator="fixed")
+    assert fixed.result.allocator == "fixed"
+    assert (fixed.allocation.core == detail.allocation.core).all()
 
 
 RUNS = [  # (mapping, hardware, workload): every classic mapping with its system

@@ -1,9 +1,13 @@
 """Decide which core runs each compute node.
 
 The unit of allocation is an inter-core piece: all intra-core tiles of a piece run on
-one core, in order. Pieces the mapping pins go to their cores; every other piece goes,
-in topological order, to the candidate core where its tiles would finish first (list
-scheduling on cost-table latencies, ignoring transfers; ties to the lowest core id).
+one core, in order. Pieces the mapping pins go to their cores. Methods:
+
+* ``greedy``: every other piece goes, in topological order, to the candidate core where
+  its tiles would finish first (list scheduling on cost-table latencies, ignoring
+  transfers; ties to the lowest core id);
+* ``fixed``: the mapping decides everything: each piece must be pinned
+  (``core_allocation_is_fixed``, or a single core) or have one candidate core.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.cost import CostTable
+from stream.errors import StreamError
 from stream.tiling import CNGraph
 
-METHODS = ("greedy",)
+METHODS = ("greedy", "fixed")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +55,10 @@ def allocate(cngraph: CNGraph, costs: CostTable, method: str = "greedy") -> Allo
     for cns in pieces(g):
         plan = g.plans[g.layer_of(int(cns[0])).name]
         options = plan.candidates if plan.pinned is None else (plan.pinned[int(g.piece[cns[0]])],)
+        if method == "fixed" and len(options) != 1:
+            raise StreamError(f"allocator 'fixed': layer {plan.layer!r} may run on cores {list(options)}; "
+                              "pin it in the mapping (one core, or core_allocation_is_fixed with one core "
+                              "per piece) or use another allocator")
         best = None
         for core_id in options:
             t = core_free.get(core_id, 0)
