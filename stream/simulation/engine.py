@@ -160,7 +160,7 @@ class Engine:
         cls[carries & ~via & ~same_memory] = _COPY
         cls[carries & via] = _VIA_DRAM
         self.cls = cls
-        self.src, self.dst = src, dst
+        self.dst = dst  # consumers per edge, for spill choices
         # a copy lands in the consumer's input memory (its output memory for partial sums)
         copy_edges = np.flatnonzero(cls >= _COPY)
         c_src, c_via, c_dst_core = src[copy_edges], via[copy_edges], core[dst[copy_edges]]
@@ -495,9 +495,10 @@ class Engine:
             self.prefetch_weights(core)
 
     def prefetch_weights(self, core: int) -> None:
-        """Fetch weights of the core's coming CNs (this fusion group and the next) into free
-        memory, keeping room for twice the largest working set seen there: they are kept
-        anyway, and fetching them early hides the DRAM behind compute."""
+        """Fetch weights of the core's coming CNs (in its current fusion group, and
+        ``LOOKAHEAD_GROUPS`` more) into free memory, keeping room for twice the largest
+        working set seen there: they stay anyway, and fetching them early hides DRAM
+        behind compute."""
         order, i = self.order[core], self.weights_next[core]
         if i >= len(order):
             return
