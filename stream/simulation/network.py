@@ -6,9 +6,7 @@ for ``ceil(bits / slowest bandwidth)`` cycles, and pushes their free times to it
 first come, first served per resource, as a queue of simpy requests would be, but with
 one event per transfer instead of one per resource.
 
-Routes: fewest hops, a bus being one hop. Among equally short routes the walk prefers a
-move along x, then along y (the cores' ``core_coordinates``), then the lowest link id,
-so a 2-D mesh routes XY (all x moves first) and every route is deterministic.
+Routes come from :mod:`stream.hardware.routes` (fewest hops, XY on a mesh).
 
 Long transfers go in chunks of ``CHUNK_CYCLES``: each chunk queues anew, so a weight
 tensor of many kilobytes interleaves with the small transfers behind it the way bursts
@@ -22,10 +20,9 @@ free; they receive it when it ends.
 from __future__ import annotations
 
 import math
-from collections import deque
-
 from stream.errors import StreamError
 from stream.hardware.ir import Accelerator, Port
+from stream.hardware.routes import Routes
 
 
 CHUNK_CYCLES = 512  # longest uninterrupted hold of a route
@@ -57,62 +54,21 @@ class Network:
         self.route_bandwidth: list[float] = []  # route id -> its slowest link's bits per cycle
         self._route_ids: dict[tuple[int, ...], int] = {}
         self._route_of: dict[tuple[int, int], int] = {}
-        self._neighbours = self._adjacency()
-        self._xy = {core: xy for core, xy in acc.coordinates}
+        self.paths = Routes(acc)
 
     # -- routes --------------------------------------------------------------------
-    def _adjacency(self) -> dict[int, list[tuple[int, int]]]:
-        adjacency: dict[int, list[tuple[int, int]]] = {c: [] for c in self.acc.core_ids}
-        for link in self.acc.links:
-            for a in link.cores:
-                for b in link.cores:
-                    if a != b:
-                        adjacency[a].append((b, link.id))
-        return adjacency
-
     def route(self, src: int, dst: int) -> int:
         """Route id from core ``src`` to core ``dst`` (the empty route when equal)."""
         key = (src, dst)
         rid = self._route_of.get(key)
         if rid is None:
-            links = self._walk(src, dst)
+            links = self.paths.links(src, dst)
             rid = self._route_ids.setdefault(links, len(self.routes))
             if rid == len(self.routes):
                 self.routes.append(links)
                 self.route_bandwidth.append(min((self.bandwidth[l] for l in links), default=math.inf))
             self._route_of[key] = rid
         return rid
-
-    def _walk(self, src: int, dst: int) -> tuple[int, ...]:
-        if src == dst:
-            return ()
-        hops = {dst: 0}  # breadth-first distances to dst
-        frontier = deque([dst])
-        while frontier:
-            node = frontier.popleft()
-            for other, _ in self._neighbours[node]:
-                if other not in hops:
-                    hops[other] = hops[node] + 1
-                    frontier.append(other)
-        if src not in hops:
-            raise StreamError(f"{self.acc.source_file}: no connection between core {src} and core {dst} "
-                              "(add a core_connectivity entry)")
-        links, node = [], src
-        while node != dst:
-            steps = [(self._preference(node, other, link), other, link)
-                     for other, link in self._neighbours[node] if hops.get(other) == hops[node] - 1]
-            _, node, link = min(steps)
-            links.append(link)
-        return tuple(links)
-
-    def _preference(self, a: int, b: int, link: int) -> tuple[int, int, int]:
-        xa, xb = self._xy.get(a), self._xy.get(b)
-        if xa is not None and xb is not None and self.acc.links[link].kind == "link":
-            if xa[1] == xb[1] and abs(xa[0] - xb[0]) == 1:
-                return (0, link, b)  # an x move
-            if xa[0] == xb[0] and abs(xa[1] - xb[1]) == 1:
-                return (1, link, b)  # a y move
-        return (2, link, b)
 
     def bus(self, rid: int) -> int | None:
         """The bus a route consists of, if it is one bus hop."""
