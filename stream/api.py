@@ -77,7 +77,7 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     costs = model.table(cngraph)  # fills every entry now
     t3 = time.perf_counter()
     say(f"costed: {len(costs)} distinct tiles ({cost_model})")
-    allocation = allocate(cngraph, costs, allocator)
+    allocation = allocate(cngraph, costs, allocator, accelerator)
     t4 = time.perf_counter()
     say(f"allocated ({allocator})")
     trace = simulate(cngraph, allocation, costs, accelerator, policy, progress)
