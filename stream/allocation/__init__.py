@@ -21,6 +21,7 @@ from stream.errors import StreamError
 from stream.hardware.ir import Accelerator
 from stream.hardware.routes import Routes
 from stream.tiling import CNGraph
+from stream.tiling.csr import concatenated_ranges
 
 METHODS = ("greedy", "fixed")
 
@@ -65,7 +66,7 @@ def allocate(cngraph: CNGraph, costs: CostTable, method: str = "greedy",
             raise StreamError(f"allocator 'fixed': layer {plan.layer!r} may run on cores {list(options)}; "
                               "pin it in the mapping (one core, or core_allocation_is_fixed with one core "
                               "per piece) or use another allocator")
-        edges = _concatenated_ranges(g.in_ptr[cns], np.diff(g.in_ptr)[cns])
+        edges = concatenated_ranges(g.in_ptr[cns], np.diff(g.in_ptr)[cns])
         owner = np.repeat(np.arange(cns.size), np.diff(g.in_ptr)[cns])  # position in the piece per edge
         preds = g.edge_src[edges]
         inside = core_of[preds] < 0  # producers in this piece (partial-sum chains): known as we go
@@ -138,9 +139,3 @@ class _Transfers:
         through_dram = np.ceil(bits / self.bandwidth[producer_cores, self.dram]) + np.ceil(
             bits / self.bandwidth[self.dram, core])
         return np.where(self.via[edges], through_dram, direct).astype(np.int64)
-
-
-def _concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
-    ends = np.cumsum(counts)
-    return np.repeat(starts - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)

@@ -37,6 +37,7 @@ from stream.simulation.network import CHUNK_CYCLES, Network
 from stream.simulation.order import ranks
 from stream.simulation.trace import CAUSE, EXTERNAL, OUTPUT, MemoryTimeline, Trace, Transfers
 from stream.tiling import CNGraph, PARTIAL, SEQUENTIAL
+from stream.tiling.csr import concatenated_ranges
 from stream.workload.ir import Role
 
 PREFETCH_DEPTH = 2  # CNs a core holds loaded: the running one and the next
@@ -228,8 +229,8 @@ class Engine:
         ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(data_count + ext_count, out=ptr[1:])
         keys = np.empty(int(ptr[-1]), dtype=np.int64)
-        keys[_concatenated_ranges(ptr[:-1], data_count)] = self.edge_key[data]  # edges are sorted by consumer
-        keys[_concatenated_ranges(ptr[:-1] + data_count, ext_count)] = self.ext_key
+        keys[concatenated_ranges(ptr[:-1], data_count)] = self.edge_key[data]  # edges are sorted by consumer
+        keys[concatenated_ranges(ptr[:-1] + data_count, ext_count)] = self.ext_key
         self.need_key, self.need_ptr = keys, ptr.tolist()
         waits = ~data
         self.order_src = g.edge_src[waits]
@@ -858,7 +859,7 @@ class _Numbered:
         self.layer, self.group, self.out_bits = g.layer[original], g.group[original], g.out_bits[original]
         # edges stay grouped by consumer, the groups in the new order (no sort needed)
         counts = np.diff(g.in_ptr)[original]
-        by_dst = _concatenated_ranges(g.in_ptr[:-1][original], counts)
+        by_dst = concatenated_ranges(g.in_ptr[:-1][original], counts)
         self.edge_src, self.edge_dst = rank[g.edge_src[by_dst]], rank[g.edge_dst[by_dst]]
         self.edge_bits, self.edge_kind = g.edge_bits[by_dst], g.edge_kind[by_dst]
         self.out_ptr = np.zeros(n + 1, dtype=np.int64)
@@ -867,7 +868,7 @@ class _Numbered:
         uses = np.diff(g.ext_ptr)[original]
         self.ext_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(uses, out=self.ext_ptr[1:])
-        self.ext_ids = g.ext_ids[_concatenated_ranges(g.ext_ptr[:-1][original], uses)]
+        self.ext_ids = g.ext_ids[concatenated_ranges(g.ext_ptr[:-1][original], uses)]
 
     @property
     def out_edges(self) -> np.ndarray:
@@ -879,7 +880,11 @@ class _Numbered:
 
 def _groups(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group equal ``keys`` (non-negative, below ``bound``) in order of key: the index of each
-    group's first key, each key's group, each group's size. Like ``np.unique`` without a sort."""
+    group's first key, each key's group, each group's size. Like ``np.unique`` without a sort
+    (it sorts when the keys are too sparse for a table of ``bound`` entries)."""
+    if bound > 8 * keys.size + 4096:
+        _, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        return first, inverse.reshape(-1).astype(np.int64), counts
     present = np.zeros(bound, dtype=bool)
     present[keys] = True
     group_of = np.cumsum(present, dtype=np.int32) - 1
@@ -887,12 +892,6 @@ def _groups(keys: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray, np.nd
     first = np.empty(int(present.sum()), dtype=np.int64)
     first[inverse[::-1]] = np.arange(keys.size - 1, -1, -1)
     return first, inverse.astype(np.int64), np.bincount(inverse, minlength=first.size)
-
-
-def _concatenated_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
-    ends = np.cumsum(counts)
-    return np.repeat(starts - (ends - counts), counts) + np.arange(int(ends[-1]) if ends.size else 0)
 
 
 def _array(values: array) -> np.ndarray:
