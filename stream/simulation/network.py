@@ -54,7 +54,7 @@ class Network:
         self.route_bandwidth: list[float] = []  # route id -> its slowest link's bits per cycle
         self._route_ids: dict[tuple[int, ...], int] = {}
         self._route_of: dict[tuple[int, int], int] = {}
-        self.paths = Routes(acc)
+        self.routing = Routes(acc)
 
     # -- routes --------------------------------------------------------------------
     def route(self, src: int, dst: int) -> int:
@@ -62,7 +62,7 @@ class Network:
         key = (src, dst)
         rid = self._route_of.get(key)
         if rid is None:
-            links = self.paths.links(src, dst)
+            links = self.routing.links(src, dst)
             rid = self._route_ids.setdefault(links, len(self.routes))
             if rid == len(self.routes):
                 self.routes.append(links)
