@@ -25,7 +25,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed
-	$(BIN)/python scripts/bench.py resnet18-fused resnet18-lbl two-conv
+	$(BIN)/python scripts/bench.py resnet18-fused resnet18-lbl two-conv resnet18-hetero-cpsat
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

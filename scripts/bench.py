@@ -6,7 +6,8 @@ Each case runs in a fresh process so ``peak_rss_mb`` is its own. Fields: ``case`
 ``cns``, ``edges``, ``seconds`` (load, tiling, cost, allocation, simulation, total),
 ``peak_rss_mb``, ``simulated_cns_per_s`` (CNs / simulation seconds) and the headline
 results (``latency_cycles``, ``energy_pj``, ``dram_traffic_bytes``, ``spills``);
-``cost-resnet18`` reports the cost table's cold and warm seconds, entries, hits and misses.
+``cost-resnet18`` reports the cost table's cold and warm seconds, entries, hits and misses;
+``resnet18-hetero-cpsat`` each allocator's simulated result and seconds per system.
 Performance targets live here, never in timed tests.
 """
 
@@ -35,9 +36,18 @@ CASES = {
                      mapping=None, mode="fused"),
     # 64 chained 3x3 convs over 8192 x 32 images, one row per CN, K split over 2 cores:
     # 64 x 8192 x 2 = 1,048,576 CNs, the whole pipeline through simulation
-    "synthetic-1m": dict(workload=None, hardware="hardware/quad_core.yaml", mapping=None, mode="fused"),
+    # (greedy allocation: the case measures the pipeline's throughput, not the search)
+    "synthetic-1m": dict(workload=None, hardware="hardware/quad_core.yaml", mapping=None, mode="fused",
+                         allocator="greedy"),
     # ResNet-18 at one-row granularity on the quad-core system: the whole zigzag cost table
     # (every distinct tile x candidate core), cold (empty cache dir) then warm (from the cache)
+    # ResNet-18 (fused) on the quad-core system (its mapping) and on the heterogeneous one (with
+    # and without its "K, *" mapping): greedy, CP-SAT with a 10 s budget, and the genetic
+    # baseline given the wall time CP-SAT took; each allocation judged by the simulator
+    "resnet18-hetero-cpsat": dict(workload="workloads/resnet18.yaml", mode="fused", stages=("allocation",),
+                                  systems=(("quad_core", "hardware/quad_core.yaml", "mappings/quad_core.yaml"),
+                                           ("hetero", "hardware/hetero.yaml", "mappings/hetero.yaml"),
+                                           ("hetero-layers", "hardware/hetero.yaml", None))),
     "cost-resnet18": dict(workload="workloads/resnet18.yaml", hardware="hardware/quad_core.yaml",
                           mapping="mappings/quad_core.yaml", mode="fused", stages=("cost",)),
 }
@@ -70,6 +80,8 @@ def run_case(name: str) -> dict:
     sys.path.insert(0, str(ROOT))
     case = CASES[name]
     with tempfile.TemporaryDirectory() as tmp:
+        if case.get("stages") == ("allocation",):
+            return _allocation(name, INPUTS / case["workload"], case)
         if case["workload"] is None:
             workload, mapping = synthetic_inputs(Path(tmp))
         else:
@@ -79,9 +91,11 @@ def run_case(name: str) -> dict:
             return _cost_table(name, workload, INPUTS / case["hardware"], mapping, case["mode"], Path(tmp))
         from stream.api import run_detailed
 
-        outcome = run_detailed(workload, INPUTS / case["hardware"], mapping, mode=case["mode"])
+        allocator = case.get("allocator", "cpsat")
+        outcome = run_detailed(workload, INPUTS / case["hardware"], mapping, mode=case["mode"], allocator=allocator)
     return {
         "case": name,
+        "allocator": allocator,
         "cns": outcome.cngraph.num_cns,
         "edges": outcome.cngraph.num_edges,
         "seconds": {k: round(v, 4) for k, v in outcome.seconds.items()},
@@ -92,6 +106,39 @@ def run_case(name: str) -> dict:
         "dram_traffic_bytes": outcome.result.dram_traffic_bytes,
         "spills": outcome.result.spills,
     }
+
+
+def _allocation(name: str, workload: Path, case: dict) -> dict:
+    """Per system: each allocator's simulated latency and energy, its seconds, CP-SAT's gap,
+    and the genetic search's simulations (seconds per candidate)."""
+    from stream.allocation import AllocationSettings
+    from stream.api import compare_allocators
+
+    out = {"case": name, "systems": {}}
+    for label, hardware, mapping in case["systems"]:
+        greedy, cpsat = compare_allocators(workload, INPUTS / hardware, INPUTS / mapping if mapping else None,
+                                           ("greedy", "cpsat"), mode=case["mode"],
+                                           allocation=AllocationSettings(time_limit_s=10.0))
+        budget = cpsat.allocation.stats["wall_seconds"]
+        (genetic,) = compare_allocators(workload, INPUTS / hardware, INPUTS / mapping if mapping else None,
+                                        ("genetic",), mode=case["mode"],
+                                        allocation=AllocationSettings(time_limit_s=budget, generations=1000))
+        row = {"cns": cpsat.cngraph.num_cns}
+        for run in (greedy, cpsat, genetic):
+            row[run.allocation.method] = {"latency_cycles": run.result.latency_cycles,
+                                          "energy_pj": round(run.result.energy_pj["total"], 1),
+                                          "allocation_seconds": round(run.seconds["allocation"], 3)}
+        st = cpsat.allocation.stats
+        row["cpsat"].update(status=st["status"], gap=st["gap"], objective_value=st["objective_value"],
+                            best_bound=st["best_bound"], kept=st["kept"], tasks=st["tasks"],
+                            model_latency_cycles=st["model_latency_cycles"],
+                            simulated_solver=st["simulated"]["solver"]["latency_cycles"])
+        g = genetic.allocation.stats
+        row["genetic"].update(evaluations=g["evaluations"], generations=g["generations"],
+                              seconds_per_candidate=round(g["wall_seconds"] / max(g["evaluations"], 1), 4))
+        out["systems"][label] = row
+    out["peak_rss_mb"] = _peak_rss_mb()
+    return out
 
 
 def _cost_table(name, workload, hardware, mapping, mode, tmp: Path) -> dict:

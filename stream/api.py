@@ -1,13 +1,20 @@
-"""The one entry point: ``run(workload, hardware, mapping=None, mode="fused") -> Result``."""
+"""The one entry point: ``run(workload, hardware, mapping=None, mode="fused") -> Result``.
+
+:func:`run_detailed` keeps every intermediate value; :func:`compare_allocators` runs
+several allocators on one case (tiling and costs once) and simulates each answer.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.allocation import Allocation, allocate
+import numpy as np
+
+from stream.allocation import Allocation, AllocationSettings, allocate
 from stream.cost import CostModel
 from stream.hardware import Accelerator, load_hardware
 from stream.mapping import Mapping, load_mapping, plan_layers
@@ -37,10 +44,13 @@ class Run:
     cost_stats: dict[str, int] = field(default_factory=dict)  # cost table: entries, cache hits, misses
 
 
-def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
-        cost_model: str = "zigzag", objective: str = "energy", cache_dir=None, policy: str | None = None) -> Result:
+def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "cpsat",
+        cost_model: str = "zigzag", objective: str = "energy", cache_dir=None, policy: str | None = None,
+        allocation: AllocationSettings | None = None) -> Result:
     """Simulate ``workload`` on ``hardware``; each may be a loaded object or a file path.
 
+    ``allocator``: :data:`stream.allocation.METHODS`, searching as ``allocation`` says
+    (objective, time limit, seed: :class:`stream.allocation.AllocationSettings`);
     ``cost_model``: ``"zigzag"`` (ZigZag's per-core equations with a mapping search) or
     ``"roofline"``; ``objective``: what the per-core mapping search minimises; ``cache_dir``:
     the cost cache (see :class:`stream.cost.CostModel`); ``policy``: the cores' scheduling
@@ -48,19 +58,50 @@ def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = 
     ``layer_by_layer`` otherwise).
     """
     return run_detailed(workload, hardware, mapping, mode, allocator, cost_model, objective, cache_dir,
-                        policy).result
+                        policy, allocation=allocation).result
 
 
-def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "greedy",
-                 cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
-                 policy: str | None = None, progress=None) -> Run:
-    """As :func:`run`, keeping every intermediate value; ``progress(message)``, if given, hears
-    each step as it ends and the simulation every few seconds."""
+@dataclass
+class _Prepared:
+    """A case loaded, tiled and costed: what every allocator starts from."""
+
+    workload: Workload
+    accelerator: Accelerator
+    mapping: Mapping | None
+    cngraph: CNGraph
+    costs: object
+    cost_info: dict
+    notes: tuple[str, ...]
+    policy: str | None
+    seconds: dict[str, float]
+    progress: object = None  # hears long simulations
+    recent: dict = field(default_factory=dict)  # the last traces evaluate() made, by allocation
+
+    def evaluate(self, core) -> tuple[int, float]:
+        """Simulated (latency cycles, energy pJ) with CN i on ``core[i]``."""
+        began = time.perf_counter()
+        trace = simulate(self.cngraph, Allocation(core, "candidate", 0), self.costs, self.accelerator, self.policy,
+                         self.progress)
+        if len(self.recent) >= 2:  # an allocator judges its answer last: keep only the latest
+            self.recent.pop(next(iter(self.recent)))
+        self.recent[np.asarray(core).tobytes()] = (trace, time.perf_counter() - began)
+        return trace.latency_cycles, trace.energy_pj
+
+    def simulate(self, allocation: Allocation, progress=None) -> tuple[Trace, float]:
+        """The trace of ``allocation`` and the seconds of its simulation that were spent
+        while allocating: an evaluate() of the same allocation just made is reused."""
+        made = self.recent.get(np.asarray(allocation.core).tobytes())
+        if made is not None:
+            return dataclasses.replace(made[0], allocation=allocation), made[1]
+        return simulate(self.cngraph, allocation, self.costs, self.accelerator, self.policy, progress), 0.0
+
+
+def _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir, policy, say,
+             progress=None) -> _Prepared:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if policy is not None and policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    seconds = {}
     t0 = time.perf_counter()
     workload = workload if isinstance(workload, Workload) else load_workload(workload)
     accelerator = hardware if isinstance(hardware, Accelerator) else load_hardware(hardware)
@@ -68,7 +109,6 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
         mapping = load_mapping(mapping)
     plans = plan_layers(workload, accelerator, mapping)
     t1 = time.perf_counter()
-    say = progress or (lambda message: None)
     say(f"loaded {workload.name} ({len(workload.layers)} layers) and {accelerator.name}")
     cngraph = tile(workload, plans, mode)
     t2 = time.perf_counter()
@@ -77,24 +117,58 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
     costs = model.table(cngraph)  # fills every entry now
     t3 = time.perf_counter()
     say(f"costed: {len(costs)} distinct tiles ({cost_model})")
-    allocation = allocate(cngraph, costs, allocator, accelerator)
-    t4 = time.perf_counter()
-    say(f"allocated ({allocator})")
-    trace = simulate(cngraph, allocation, costs, accelerator, policy, progress)
-    t5 = time.perf_counter()
-    say(f"simulated: {trace.latency_cycles:,} cycles")
     fallbacks = sorted({c.model for c in costs.values()} - {cost_model})
     # cache hits and misses depend on what earlier runs left in the cache: kept out of the
     # result (byte-identical for the same inputs), available on Run.cost_stats
     cost_info = {"model": cost_model, "objective": objective, "entries": len(costs)}
     notes = workload.warnings + tuple(cngraph.notes) + tuple(
         f"cost: some tiles fit no mapping on their core and use the {f}" for f in fallbacks)
-    result = summarize(trace, warnings=notes, cost_model=cost_info)
+    return _Prepared(workload, accelerator, mapping, cngraph, costs, cost_info, notes, policy,
+                     {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2}, progress)
+
+
+def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "cpsat",
+                 cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
+                 policy: str | None = None, progress=None, allocation: AllocationSettings | None = None) -> Run:
+    """As :func:`run`, keeping every intermediate value; ``progress(message)``, if given, hears
+    each step as it ends and the simulation every few seconds."""
+    say = progress or (lambda message: None)
+    case = _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir, policy, say, progress)
+    return _allocate_and_simulate(case, allocator, allocation, say, progress)
+
+
+def _allocate_and_simulate(case: _Prepared, allocator: str, settings: AllocationSettings | None, say,
+                           progress=None) -> Run:
+    t3 = time.perf_counter()
+    if allocator in ("cpsat", "genetic"):
+        limit = (settings or AllocationSettings()).time_limit_s
+        say(f"allocating ({allocator}, at most {limit:g} s)")
+    allocation = allocate(case.cngraph, case.costs, case.accelerator, allocator, settings, case.evaluate,
+                          progress)
+    t4 = time.perf_counter()
+    say(f"allocated ({allocator})")
+    trace, reused = case.simulate(allocation, progress)
+    t5 = time.perf_counter()
+    say(f"simulated: {trace.latency_cycles:,} cycles")
+    result = summarize(trace, warnings=case.notes + allocation.notes, cost_model=case.cost_info)
     t6 = time.perf_counter()
-    seconds = {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2, "allocation": t4 - t3,
-               "simulation": t5 - t4, "results": t6 - t5, "total": t6 - t0}
-    return Run(workload, accelerator, mapping, cngraph, allocation, trace, result, seconds,
-               {"entries": len(costs), "hits": costs.hits, "misses": costs.misses})
+    # a simulation the allocator already ran for this allocation counts as the simulation step
+    seconds = dict(case.seconds, allocation=t4 - t3 - reused, simulation=t5 - t4 + reused, results=t6 - t5)
+    seconds["total"] = sum(seconds.values())
+    if "wall_seconds" in allocation.stats:
+        seconds["allocation_search"] = allocation.stats["wall_seconds"]
+    return Run(case.workload, case.accelerator, case.mapping, case.cngraph, allocation, trace, result, seconds,
+               {"entries": len(case.costs), "hits": case.costs.hits, "misses": case.costs.misses})
+
+
+def compare_allocators(workload, hardware, mapping=None, allocators=("greedy", "cpsat", "genetic"),
+                       mode: str = "fused", cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
+                       policy: str | None = None, allocation: AllocationSettings | None = None,
+                       progress=None) -> list[Run]:
+    """One :class:`Run` per allocator on the same case, loaded, tiled and costed once."""
+    say = progress or (lambda message: None)
+    case = _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir, policy, say, progress)
+    return [_allocate_and_simulate(case, name, allocation, say, progress) for name in allocators]
 
 
 def resolve_inputs(workload=None, hardware=None, mapping=None):

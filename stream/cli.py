@@ -1,4 +1,4 @@
-"""Command line: ``stream run | validate | inspect``.
+"""Command line: ``stream run | compare-allocators | validate | inspect``.
 
 Bad input prints one ``error:`` line naming the file, key and expected form, and exits 1.
 """
@@ -6,6 +6,7 @@ Bad input prints one ``error:`` line naming the file, key and expected form, and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -39,22 +40,24 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="simulate a workload on an accelerator (default: ResNet-18 on quad_core)")
-    run.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
-    run.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
-    run.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
-    run.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
-    run.add_argument("--allocator", choices=("greedy", "fixed"), default="greedy",
-                     help="who decides the core of each piece: list scheduling, or the mapping alone")
-    run.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"),
-                     help="order each core runs its CNs in (default: depth_first when fused, "
-                          "layer_by_layer otherwise)")
-    run.add_argument("--out", "-o", help="directory for result.json, summary.txt and plots")
-    run.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag",
-                     help="per-core cost: ZigZag's equations with a mapping search (default) or a roofline")
-    run.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy",
-                     help="what the per-core mapping search minimises")
+    _case_arguments(run)
+    run.add_argument("--allocator", choices=("cpsat", "greedy", "genetic", "fixed"), default="cpsat",
+                     help="who decides the core of each piece: CP-SAT (default), HEFT list scheduling, "
+                          "NSGA-II on the simulator, or the mapping alone")
+    _allocation_arguments(run)
+    run.add_argument("--out", "-o", help="directory for result.json, summary.txt, timing.json and plots")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     run.set_defaults(func=cmd_run)
+
+    compare = sub.add_parser("compare-allocators", help="run several allocators on one case and tabulate "
+                                                         "simulated latency, energy and solve time")
+    _case_arguments(compare)
+    compare.add_argument("--allocators", default="greedy,cpsat,genetic",
+                         help="comma-separated, from cpsat, greedy, genetic, fixed (default: greedy,cpsat,genetic)")
+    _allocation_arguments(compare)
+    compare.add_argument("--out", "-o", help="directory for compare.json")
+    compare.add_argument("--quiet", "-q", action="store_true", help="print only the table")
+    compare.set_defaults(func=cmd_compare)
 
     validate = sub.add_parser("validate", help="check input files (workload, hardware, core, mapping)")
     validate.add_argument("files", nargs="+")
@@ -70,6 +73,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _case_arguments(parser) -> None:
+    parser.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
+    parser.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
+    parser.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
+    parser.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
+    parser.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"),
+                        help="order each core runs its CNs in (default: depth_first when fused, "
+                             "layer_by_layer otherwise)")
+    parser.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag",
+                        help="per-core cost: ZigZag's equations with a mapping search (default) or a roofline")
+    parser.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy",
+                        help="what the per-core mapping search minimises")
+
+
+def _allocation_arguments(parser) -> None:
+    parser.add_argument("--allocation-objective", choices=("latency", "energy", "edp", "weighted"),
+                        default="latency", help="what cpsat and genetic minimise (default: latency)")
+    parser.add_argument("--latency-weight", type=_fraction, default=0.5, metavar="W",
+                        help="for --allocation-objective weighted: W x latency + (1 - W) x energy, each "
+                             "relative to the greedy allocation's (default 0.5)")
+    parser.add_argument("--time-limit", type=_positive(float), default=10.0, metavar="S",
+                        help="search budget in seconds for cpsat and genetic (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
+    parser.add_argument("--workers", type=_positive(int), default=1, metavar="N",
+                        help="CP-SAT threads; 1 (default) is reproducible, more search faster but may "
+                             "answer differently from run to run")
+    parser.add_argument("--strict-capacity", action="store_true",
+                        help="cpsat: weights that cannot stay resident on their cores are an error, "
+                             "not a note")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        return value
+
+    return parse
+
+
+def _settings(args):
+    from stream.allocation import AllocationSettings
+
+    return AllocationSettings(objective=args.allocation_objective, latency_weight=args.latency_weight,
+                              time_limit_s=args.time_limit, workers=args.workers, seed=args.seed,
+                              strict_capacity=args.strict_capacity)
+
+
 # -- run ------------------------------------------------------------------------------
 
 
@@ -83,7 +142,7 @@ def cmd_run(args) -> int:
         return EXIT_INPUT_ERROR
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
                            objective=args.objective, policy=args.policy, allocator=args.allocator,
-                           progress=None if args.quiet else _progress_printer())
+                           progress=None if args.quiet else _progress_printer(), allocation=_settings(args))
     result = outcome.result
     summary = format_summary(result)
     if args.out:
@@ -93,13 +152,64 @@ def cmd_run(args) -> int:
         out = Path(args.out)
         result.save(out / "result.json")
         write_atomic(out / "summary.txt", summary + "\n")
+        # the one output that differs between runs of the same inputs: seconds per step
+        write_atomic(out / "timing.json", json.dumps({"seconds": outcome.seconds}, indent=2) + "\n")
         gantt(outcome.trace, out / "gantt.png")
         gantt(outcome.trace, out / "gantt.pdf")
     if not args.quiet:
         print(summary)
         if args.out:
-            print(f"\nwrote result.json, summary.txt, gantt.png and gantt.pdf to {args.out}")
+            print(f"\nwrote result.json, summary.txt, timing.json, gantt.png and gantt.pdf to {args.out}")
     return 0
+
+
+def cmd_compare(args) -> int:
+    from stream.allocation import METHODS
+    from stream.api import compare_allocators, resolve_inputs
+
+    names = [n.strip() for n in args.allocators.split(",") if n.strip()]
+    unknown = [n for n in names if n not in METHODS]
+    if unknown or not names:
+        print(f"error: --allocators: expected a comma-separated list from {list(METHODS)}, got "
+              f"{args.allocators!r}", file=sys.stderr)
+        return 2
+    try:
+        workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    runs = compare_allocators(workload, hardware, mapping, names, mode=args.mode, cost_model=args.cost_model,
+                              objective=args.objective, policy=args.policy, allocation=_settings(args),
+                              progress=None if args.quiet else _progress_printer())
+    rows = [_comparison(run) for run in runs]
+    first = runs[0].result
+    print(f"{first.workload} on {first.hardware}: {first.mode}, {first.policy} order, "
+          f"allocation objective {args.allocation_objective}")
+    base = rows[0]
+    table = [("allocator", "latency cycles", "energy", "EDP (cycles x J)", "vs " + base["allocator"],
+              "solve s", "gap")]
+    for row in rows:
+        ratio = row["latency_cycles"] / base["latency_cycles"] if base["latency_cycles"] else 1.0
+        table.append((row["allocator"], f"{row['latency_cycles']:,}", _si(row["energy_pj"] * 1e-12, "J"),
+                      f"{row['latency_cycles'] * row['energy_pj'] * 1e-12:.4g}", f"{ratio:.3f}x latency",
+                      f"{row['solve_seconds']:.2f}", "-" if row["gap"] is None else f"{row['gap']:.1%}"))
+    _print_table(table, right={1, 2, 3, 4, 5, 6})
+    if args.out:
+        from stream.results import write_atomic
+
+        # solve seconds vary between runs; everything else is reproducible
+        write_atomic(Path(args.out) / "compare.json", json.dumps({"allocators": rows}, indent=2) + "\n")
+        if not args.quiet:
+            print(f"\nwrote compare.json to {args.out}")
+    return 0
+
+
+def _comparison(run) -> dict:
+    r, stats = run.result, run.allocation.stats
+    return {"allocator": r.allocator, "latency_cycles": r.latency_cycles, "energy_pj": r.energy_pj["total"],
+            "solve_seconds": run.seconds["allocation"], "gap": stats.get("gap"),
+            "estimated_latency_cycles": run.allocation.estimated_latency_cycles,
+            "allocation": {k: v for k, v in r.allocation.items() if k not in ("method",)}}
 
 
 def _progress_printer():
@@ -125,6 +235,16 @@ def format_summary(result) -> str:
     for part in ("mac", "onchip_memory", "offchip_memory", "interconnect"):
         share = e[part] / e["total"] if e["total"] else 0.0
         lines.append(f"    {part:<15} {_si(e[part] * 1e-12, 'J'):>10}  {share:6.1%}")
+    a = result.allocation
+    if a.get("status") and a.get("objective_value") is None:
+        lines.append(f"  allocation        cpsat {a['status']}: no solution within {a['time_limit_s']:g} s; "
+                     "kept the warm start")
+    elif a.get("status"):
+        lines.append(f"  allocation        cpsat {a['status']}: {a['objective']} objective {a['objective_value']:.6g}, "
+                     f"bound {a['best_bound']:.6g}, gap {a['gap']:.1%}; kept the {a['kept'].replace('_', ' ')}")
+    elif a.get("generations") is not None:
+        lines.append(f"  allocation        genetic: {a['evaluations']} simulations over {a['generations']} "
+                     f"generations, stopped by {a['stopped_by'].replace('_', ' ')}")
     if result.cost_model:
         c = result.cost_model
         lines.append(f"  per-core cost     {c['model']} model, {c['objective']} objective, "

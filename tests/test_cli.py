@@ -66,10 +66,12 @@ def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
     steps = [line.split("] ", 1)[1] for line in err]
     assert steps[0] == "loaded two_conv (2 layers) and single_core"
     assert steps[1] == "tiled: 2 CNs, 1 dependencies"
-    assert steps[2].startswith("costed: ") and steps[3] == "allocated (greedy)"
-    # one report per finished CN, then the end
+    assert steps[2].startswith("costed: ")
+    # the allocator has the simulator judge its answer: one report per finished CN
+    assert steps[3] == "allocating (cpsat, at most 10 s)"
     assert [s.split(",")[0] for s in steps[4:6]] == ["simulating: 1 of 2 CNs done", "simulating: 2 of 2 CNs done"]
-    assert steps[6].startswith("simulated: ") and len(steps) == 7
+    # that simulation is the run's: the end, without simulating again
+    assert steps[6] == "allocated (cpsat)" and steps[7].startswith("simulated: ") and len(steps) == 8
     assert main(args + ["-q"]) == 0
     assert capsys.readouterr() == ("", "")
 
@@ -79,7 +81,7 @@ def test_fixed_allocator_takes_cores_from_the_mapping_only(tmp_path, capsys):
               "-a", str(INPUTS / "hardware" / "single_core.yaml")]
     # one compute core: every layer has a single candidate, so fixed and greedy agree
     assert main(single + ["--allocator", "fixed", "--out", str(tmp_path / "fixed")]) == 0
-    assert main(single + ["--out", str(tmp_path / "greedy")]) == 0
+    assert main(single + ["--allocator", "greedy", "--out", str(tmp_path / "greedy")]) == 0
     fixed, greedy = (json.loads((tmp_path / name / "result.json").read_text()) for name in ("fixed", "greedy"))
     assert fixed["allocator"] == "fixed" and greedy["allocator"] == "greedy"
     assert fixed["latency_cycles"] == greedy["latency_cycles"]
@@ -143,3 +145,69 @@ def test_console_script_exit_codes(tmp_path):
     assert missing.returncode == 1 and "Traceback" not in missing.stderr and "file not found" in missing.stderr
     usage = subprocess.run(stream + ["run", "--mode", "sideways"], capture_output=True, text=True)
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
+
+
+def test_run_with_cpsat_reports_the_search_and_stays_reproducible(tmp_path, capsys):
+    args = ["run", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "hetero.yaml"),
+            "--allocator", "cpsat", "--time-limit", "2"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "  allocation        cpsat " in printed and "gap" in printed
+    data = json.loads((tmp_path / "a" / "result.json").read_text())
+    search = data["allocation"]
+    assert data["allocator"] == "cpsat" and search["method"] == "cpsat"
+    assert search["status"] in ("optimal", "feasible") and search["objective"] == "latency"
+    assert 0 <= search["gap"] <= 1 and search["best_bound"] <= search["objective_value"]
+    assert search["time_limit_s"] == 2 and search["kept"] in ("solver", "warm_start")
+    assert "wall_seconds" not in search  # it varies: timing.json has it
+    timing = json.loads((tmp_path / "a" / "timing.json").read_text())["seconds"]
+    assert timing["allocation_search"] > 0 and timing["total"] >= timing["allocation"]
+    assert main(args + ["-q", "--out", str(tmp_path / "b")]) == 0
+    for name in ("result.json", "summary.txt"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_run_takes_the_allocation_objective(tmp_path):
+    base = ["run", "-q", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "hetero.yaml"),
+            "--time-limit", "2"]
+    results = {}
+    for objective in ("latency", "energy"):
+        assert main(base + ["--allocation-objective", objective, "--out", str(tmp_path / objective)]) == 0
+        results[objective] = json.loads((tmp_path / objective / "result.json").read_text())
+        assert results[objective]["allocation"]["objective"] == objective
+    # each is no worse than the other on its own objective, as the simulator judges
+    assert results["energy"]["energy_pj"]["total"] <= results["latency"]["energy_pj"]["total"] * (1 + 1e-9)
+    assert main(base + ["--allocation-objective", "weighted", "--latency-weight", "0.3"]) == 0
+
+
+@pytest.mark.parametrize("flag, value", [("--latency-weight", "1.5"), ("--time-limit", "0"), ("--workers", "-1")])
+def test_allocation_flags_are_checked(flag, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", flag, value])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_compare_allocators_tabulates_each_allocator(tmp_path, capsys):
+    args = ["compare-allocators", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"),
+            "-a", str(INPUTS / "hardware" / "hetero.yaml"), "--allocators", "greedy,cpsat,genetic",
+            "--time-limit", "2", "-q", "--out", str(tmp_path)]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("fsrcnn on hetero: fused, depth_first order, allocation objective latency")
+    assert lines[1].split()[:3] == ["allocator", "latency", "cycles"]
+    rows = {line.split()[0]: line for line in lines[3:6]}
+    assert set(rows) == {"greedy", "cpsat", "genetic"}
+    assert "1.000x latency" in rows["greedy"]
+    data = json.loads((tmp_path / "compare.json").read_text())["allocators"]
+    assert [row["allocator"] for row in data] == ["greedy", "cpsat", "genetic"]
+    by = {row["allocator"]: row for row in data}
+    # the solver is checked against its warm start, the genetic search starts from it
+    assert by["cpsat"]["latency_cycles"] <= by["greedy"]["latency_cycles"]
+    assert by["genetic"]["latency_cycles"] <= by["greedy"]["latency_cycles"]
+    assert by["cpsat"]["gap"] is not None and by["greedy"]["gap"] is None
+    assert by["genetic"]["allocation"]["evaluations"] >= 1
+
+
+def test_compare_allocators_rejects_unknown_names(capsys):
+    assert main(["compare-allocators", "--allocators", "greedy,magic"]) == 2
+    assert "error: --allocators: expected a comma-separated list" in capsys.readouterr().err

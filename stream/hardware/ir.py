@@ -102,6 +102,11 @@ class Core:
     def top_memory(self) -> Memory:
         return self.memories[-1]
 
+    def memory_for(self, operand: str) -> Memory:
+        """The top memory holding ``operand`` (I1, I2 or O), else the top memory."""
+        holding = [m for m in self.memories if operand in m.operands]
+        return holding[-1] if holding else self.top_memory
+
     @property
     def is_compute(self) -> bool:
         return self.kind == "compute" and self.array.units > 0

@@ -31,6 +31,9 @@ class LayerPlan:
     intra_core: tuple[TileSpec, ...]  # sequential pieces on one core (the fusion granularity)
     group: str | None = None  # the fusion group the mapping puts this layer in
     temporal_ordering: tuple[tuple[str, int | None], ...] = ()  # pinned loop order for the cost model
+    # inter-core dims split "*": one piece per candidate core, and the allocator decides how
+    # many cores they spread over (the split factor it reports)
+    split_by_allocator: tuple[str, ...] = ()
 
 
 def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
@@ -222,8 +225,10 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
         spec_dim = dim_of(TileSpec(dim), "temporal_ordering")
         if spec_dim is not None:
             ordering.append((spec_dim, size))
+    chosen = tuple(layer.resolve_dim(spec.dim) for spec in rule.inter_core_tiling
+                   if spec.chosen_by_allocator and layer.has_dim(spec.dim))
     return LayerPlan(layer.name, tuple(dict.fromkeys(cores)), pinned, tuple(inter), tuple(intra),
-                     temporal_ordering=tuple(ordering))
+                     temporal_ordering=tuple(ordering), split_by_allocator=chosen if pinned is None else ())
 
 
 __all__ = ["FusionGroup", "LayerPlan", "LayerRule", "Mapping", "TileSpec", "default_plan", "load_mapping", "plan_layers"]

@@ -24,7 +24,7 @@ import numpy as np
 
 from stream.simulation import CAUSES, OUTPUT, Trace
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ class Result:
     layers: tuple[LayerSummary, ...]
     warnings: tuple[str, ...] = ()
     cost_model: dict = field(default_factory=dict)  # model, objective, cost-table entries
+    # how the allocation was found: method, the allocator's estimate, the search's statistics
+    # (solver status, objective, bound, gap; wall-clock seconds are left out so the same inputs
+    # give the same file: `stream run` writes them to timing.json)
+    allocation: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -146,8 +150,14 @@ def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | N
         dram_traffic_bytes={"read": _bytes(t.bits[reads].sum()), "write": _bytes(t.bits[writes].sum())},
         traffic_bytes=traffic, spills=int(t.of("spill").sum()), core_utilisation=utilisation,
         link_utilisation=links, num_cns=g.num_cns, num_edges=g.num_edges, layers=tuple(layers),
-        warnings=tuple(warnings), cost_model=dict(cost_model or {}),
+        warnings=tuple(warnings), cost_model=dict(cost_model or {}), allocation=_allocation(trace.allocation),
     )
+
+
+def _allocation(allocation) -> dict:
+    stats = {k: v for k, v in allocation.stats.items() if k != "wall_seconds"}
+    return {"method": allocation.method, "estimated_latency_cycles": int(allocation.estimated_latency_cycles),
+            **stats}
 
 
 def _bytes(bits) -> int:

@@ -136,8 +136,7 @@ class Engine:
             if core.id == self.dram_id:
                 continue
             for operand, table in (("I1", self.pool_in), ("I2", self.pool_weight), ("O", self.pool_out)):
-                holding = [m for m in core.memories if operand in m.operands]
-                memory = holding[-1] if holding else core.top_memory
+                memory = core.memory_for(operand)
                 shared = memory is core.top_memory and len(share[core.id]) > 1
                 key = (share[core.id], "top") if shared else ((core.id,), memory.name)
                 if key not in pools:

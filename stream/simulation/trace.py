@@ -116,6 +116,13 @@ class Trace:
         last = int(self.end.max()) if self.end.size else 0
         return max(last, int(self.transfers.end.max()) if len(self.transfers) else 0)
 
+    @property
+    def energy_pj(self) -> float:
+        """Total pJ: MACs, on-chip memory, DRAM and interconnect."""
+        t = self.transfers
+        return float(self.mac_energy_pj.sum() + self.onchip_energy_pj.sum() + t.dram_energy_pj.sum()
+                     + t.interconnect_energy_pj.sum())
+
     def check(self) -> None:
         """Assert the invariants every run satisfies (DESIGN.md section 6)."""
         g, n, t = self.cngraph, self.cngraph.num_cns, self.transfers
