@@ -16,6 +16,7 @@ import numpy as np
 
 from stream.allocation import Allocation, AllocationSettings, allocate
 from stream.cost import CostModel
+from stream.errors import StreamError
 from stream.hardware import Accelerator, load_hardware
 from stream.mapping import Mapping, load_mapping, plan_layers
 from stream.results import Result, summarize
@@ -139,6 +140,7 @@ def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocato
 
 def _allocate_and_simulate(case: _Prepared, allocator: str, settings: AllocationSettings | None, say,
                            progress=None) -> Run:
+    case.recent.clear()  # traces of another allocator's search are not this one's to reuse
     t3 = time.perf_counter()
     if allocator in ("cpsat", "genetic"):
         limit = (settings or AllocationSettings()).time_limit_s
@@ -164,11 +166,21 @@ def _allocate_and_simulate(case: _Prepared, allocator: str, settings: Allocation
 def compare_allocators(workload, hardware, mapping=None, allocators=("greedy", "cpsat", "genetic"),
                        mode: str = "fused", cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
                        policy: str | None = None, allocation: AllocationSettings | None = None,
-                       progress=None) -> list[Run]:
-    """One :class:`Run` per allocator on the same case, loaded, tiled and costed once."""
+                       progress=None, on_error=None) -> list[Run]:
+    """One :class:`Run` per allocator on the same case, loaded, tiled and costed once.
+    ``on_error(allocator, error)``, if given, hears an allocator that fails on the case
+    (``fixed`` on an open mapping, say), which is then left out; without it the error is raised."""
     say = progress or (lambda message: None)
     case = _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir, policy, say, progress)
-    return [_allocate_and_simulate(case, name, allocation, say, progress) for name in allocators]
+    runs = []
+    for name in allocators:
+        try:
+            runs.append(_allocate_and_simulate(case, name, allocation, say, progress))
+        except StreamError as error:
+            if on_error is None:
+                raise
+            on_error(name, error)
+    return runs
 
 
 def resolve_inputs(workload=None, hardware=None, mapping=None):

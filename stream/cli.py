@@ -95,7 +95,7 @@ def _allocation_arguments(parser) -> None:
                              "relative to the greedy allocation's (default 0.5)")
     parser.add_argument("--time-limit", type=_positive(float), default=10.0, metavar="S",
                         help="search budget in seconds for cpsat and genetic (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the search (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed of the search (default 0)")
     parser.add_argument("--workers", type=_positive(int), default=1, metavar="N",
                         help="CP-SAT threads; 1 (default) is reproducible, more search faster but may "
                              "answer differently from run to run")
@@ -108,6 +108,13 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2147483647, got {text}")
     return value
 
 
@@ -178,9 +185,17 @@ def cmd_compare(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    failed = []
+
+    def skip(name: str, error: StreamError) -> None:
+        failed.append(name)
+        print(f"error: allocator {name}: {error}", file=sys.stderr)
+
     runs = compare_allocators(workload, hardware, mapping, names, mode=args.mode, cost_model=args.cost_model,
                               objective=args.objective, policy=args.policy, allocation=_settings(args),
-                              progress=None if args.quiet else _progress_printer())
+                              progress=None if args.quiet else _progress_printer(), on_error=skip)
+    if not runs:
+        return EXIT_INPUT_ERROR
     rows = [_comparison(run) for run in runs]
     first = runs[0].result
     print(f"{first.workload} on {first.hardware}: {first.mode}, {first.policy} order, "
@@ -201,7 +216,7 @@ def cmd_compare(args) -> int:
         write_atomic(Path(args.out) / "compare.json", json.dumps({"allocators": rows}, indent=2) + "\n")
         if not args.quiet:
             print(f"\nwrote compare.json to {args.out}")
-    return 0
+    return EXIT_INPUT_ERROR if failed else 0
 
 
 def _comparison(run) -> dict:

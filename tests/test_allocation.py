@@ -18,6 +18,7 @@ from stream.allocation.greedy import upward_ranks
 from stream.allocation.tasks import build_tasks
 from stream.api import _prepare, run_detailed
 from stream.errors import StreamError
+from conftest import INPUTS
 from test_pipeline import CORE, DRAM
 
 # Two compute cores joined by a 1-bit link (link 0), both on a 32-bit DRAM bus (link 1).
@@ -222,11 +223,18 @@ def test_weighted_objective_at_its_ends_is_latency_or_energy(write, trio):
 
 
 def test_cpsat_is_reproducible(write, trio):
+    drop = lambda stats: {k: v for k, v in stats.items() if k != "wall_seconds"}  # noqa: E731
     case = prepared(write("branches.yaml", branches(3)), trio)
     first, second = run_allocator(case, "cpsat"), run_allocator(case, "cpsat")
     assert first.core.tolist() == second.core.tolist()
-    drop = lambda stats: {k: v for k, v in stats.items() if k != "wall_seconds"}  # noqa: E731
     assert drop(first.stats) == drop(second.stats) and first.stats["reproducible"]
+    # a search its budget stops (not proven optimal) answers the same too: the budget is work, not time
+    resnet = prepared(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
+                      INPUTS / "mappings" / "quad_core.yaml")
+    stopped = [run_allocator(resnet, "cpsat", time_limit_s=0.5) for _ in range(2)]
+    assert stopped[0].stats["status"] == "feasible" and stopped[0].stats["reproducible"]
+    assert stopped[0].core.tolist() == stopped[1].core.tolist()
+    assert drop(stopped[0].stats) == drop(stopped[1].stats)
 
 
 def test_genetic_searches_with_the_simulator(write, trio):
@@ -290,6 +298,25 @@ def test_weights_that_cannot_stay_resident_are_named(write, cramped, count, core
         assert sorted(np.bincount(relaxed.core, minlength=2).tolist()) == [1, 2]
 
 
+def test_pinned_weights_that_overflow_a_memory_are_named(write, cramped):
+    # w's two 576-bit pieces must both sit on core 0 (1000 bits); x (144 bits) on core 1 leaves
+    # the group 2000 bits in all, so only the packing of the pinned pieces shows the overflow
+    workload = write("pinned.yaml", "version: 1\nname: pinned\nlayers:\n" + CONV.format(name="w", k=2, c=8)
+                     + CONV.format(name="x", k=1, c=2) + "        operand_source: {I: w}\n")
+    mapping = write("m.yaml", """\
+        version: 1
+        layers:
+          - {name: w, core_allocation: [0], inter_core_tiling: ["K, 2"]}
+          - {name: x, core_allocation: [1]}
+        fusion_groups:
+          - {name: g, layers: [w, x]}
+    """)
+    case = prepared(workload, cramped[1], mapping)
+    with pytest.raises(StreamError, match=r"fusion group 0 \(w \.\. x\): its pieces' weights cannot be packed"):
+        run_allocator(case, "cpsat", strict_capacity=True)
+    assert any("cannot be packed" in note for note in run_allocator(case, "cpsat").notes)
+
+
 def test_operator_no_core_supports_is_named(write):
     write("core.yaml", CORE.replace("type: compute", "type: compute\n    operator_types: [Gemm]"))
     write("dram.yaml", DRAM)
@@ -306,6 +333,7 @@ def test_fixed_allocator_names_the_open_layer(detour):
     ("objective", "speed", "allocation objective must be one of"),
     ("latency_weight", 1.5, "latency_weight must be in"),
     ("time_limit_s", 0, "time_limit_s must be positive"),
+    ("seed", -1, "seed must be from 0 to 2\\*\\*31 - 1"),
 ])
 def test_settings_are_checked(field, value, message):
     with pytest.raises(ValueError, match=message):

@@ -71,6 +71,8 @@ class AllocationSettings:
         for name in ("time_limit_s", "workers", "chunks", "population", "generations"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**31:
+            raise ValueError(f"seed must be from 0 to 2**31 - 1, got {self.seed}")
 
     def score(self, latency: float, energy: float, reference: tuple[float, float] = (1.0, 1.0)) -> float:
         """The objective's value for a (latency cycles, energy pJ) pair; lower is better."""
@@ -111,9 +113,9 @@ def allocate(cngraph: CNGraph, costs: CostTable, accelerator: Accelerator, metho
     case = _Case(cngraph, build_tasks(cngraph, costs, accelerator, chunks=None))
     if method == "fixed":
         return case.allocation(_fixed(case), method)
-    warm, _ = heft(case.tasks)
-    if method == "greedy":
-        return case.allocation(warm, method)
+    warm, ends = heft(case.tasks)
+    if method == "greedy":  # its estimate is its own schedule, pieces in HEFT's order
+        return case.allocation(warm, method, estimate=int(ends.max()) if ends.size else 0)
     if method == "genetic":
         if evaluate is None:
             raise ValueError("allocator 'genetic' needs evaluate (the simulator)")
@@ -147,8 +149,11 @@ class _Case:
         core[t.piece_cns] = np.repeat(np.asarray(t.cores)[col], np.diff(t.piece_cn_ptr))
         return core
 
-    def allocation(self, col: np.ndarray, method: str, stats: dict | None = None, notes=()) -> Allocation:
-        estimate = int(schedule(self.tasks, col).max()) if self.tasks.num_tasks else 0
+    def allocation(self, col: np.ndarray, method: str, stats: dict | None = None, notes=(),
+                   estimate: int | None = None) -> Allocation:
+        """The allocation, with the list schedule's latency as its estimate unless given."""
+        if estimate is None:
+            estimate = int(schedule(self.tasks, col).max()) if self.tasks.num_tasks else 0
         return Allocation(self.per_cn(col), method, estimate, dict(stats or {}) | self._splits(col), tuple(notes))
 
     def _splits(self, col: np.ndarray) -> dict:
@@ -182,10 +187,12 @@ def _judge(case: _Case, warm: np.ndarray, candidates: list[np.ndarray], stats: d
         if candidate.tobytes() not in judged:
             judged[candidate.tobytes()] = evaluate(case.per_cn(candidate))
     started, answer = judged[warm.tobytes()], candidates[-1]
-    best = min(candidates, key=lambda c: settings.score(*judged[c.tobytes()], started))
+    # on a tie the later solution: the answer first, the warm start (the search's usual first) last
+    best = min(reversed(candidates), key=lambda c: settings.score(*judged[c.tobytes()], started))
     stats["simulated"] = {"solver": _pair(judged[answer.tobytes()]), "warm_start": _pair(started),
                           "candidates": len(judged)}
-    if settings.score(*started, started) < settings.score(*judged[best.tobytes()], started):
+    if settings.score(*started, started) < settings.score(*judged[best.tobytes()], started) or (
+            np.array_equal(best, warm) and not np.array_equal(best, answer)):
         stats["kept"] = "warm_start"
         return warm
     if not np.array_equal(best, answer):

@@ -22,13 +22,15 @@ import time
 
 import numpy as np
 
-from stream.allocation.tasks import Tasks, energy_of, schedule
+from stream.allocation.tasks import Tasks, energy_of, list_schedule, schedule
 from stream.errors import StreamError
 
-# One worker searches reproducibly: its budget is CP-SAT's deterministic time, about this
-# many units per second of a laptop core, and the wall clock stops it only at WALL_BACKSTOP
-# times the limit (then the answer may vary from run to run, and the statistics say so).
-DETERMINISTIC_PER_SECOND = 0.2
+# One worker searches reproducibly: its budget is CP-SAT's deterministic time, at this many
+# units per second of the limit (measured: about 0.2 units per second of a laptop core; the
+# rest of the limit builds the model and simulates the answers). The wall clock stops it
+# only at WALL_BACKSTOP times the limit (then the answer may vary from run to run, and the
+# statistics say so).
+DETERMINISTIC_PER_SECOND = 0.15
 WALL_BACKSTOP = 4.0
 RESOLUTION = 100_000  # steps that latency and energy are quantised to in the EDP and weighted objectives
 POOL = 8  # allocations found along the search that the simulator judges at the end
@@ -141,14 +143,15 @@ class _Model:
         fusion groups between producer and consumer, one at a time."""
         t, m, h = self.tasks, self.model, self.horizon
         busy = []
+        self.load_begin, self.edge_begin = {}, {}  # task or edge -> when its DRAM time begins
         for task in np.flatnonzero(t.load_cycles).tolist():
             size = int(t.load_cycles[task])
-            begin = m.NewIntVar(0, h, "")
+            begin = self.load_begin[task] = m.NewIntVar(0, h, "")
             busy.append(m.NewFixedSizeIntervalVar(begin, size, ""))
             m.Add(begin + size <= self.start[task])
         for e in np.flatnonzero(t.edge_dram_cycles).tolist():
             size = int(t.edge_dram_cycles[e])
-            begin = m.NewIntVar(0, h, "")
+            begin = self.edge_begin[e] = m.NewIntVar(0, h, "")
             busy.append(m.NewFixedSizeIntervalVar(begin, size, ""))
             m.Add(begin >= self.end[int(t.edge_src[e])])
             m.Add(begin + size <= self.start[int(t.edge_dst[e])])
@@ -172,7 +175,7 @@ class _Model:
                                 fixed += w
                             else:
                                 terms.append((w, lit))
-                if terms:
+                if terms or fixed > t.weight_capacity[cols[0]]:  # pinned pieces alone may overflow it
                     m.Add(sum(w * lit for w, lit in terms) <= int(t.weight_capacity[cols[0]]) - fixed)
 
     def _energy_terms(self):
@@ -255,8 +258,16 @@ class _Model:
         self.model.Minimize(w * eref * self.latency_var + (1000 - w) * lref * (self.energy_var + e0))
 
     def hint(self, col: np.ndarray) -> None:
+        """Start the search from the list schedule of ``col``: every variable hinted."""
         t, m = self.tasks, self.model
-        ends = schedule(t, col)
+        plan = list_schedule(t, col)
+        ends = plan.ends
+        for task, var in self.load_begin.items():
+            m.AddHint(var, int(plan.load_begin[task]))
+        for e, var in self.edge_begin.items():
+            m.AddHint(var, int(plan.edge_begin[e]))
+        for (pa, pb), lit in self.differ.items():
+            m.AddHint(lit, bool(col[pa] != col[pb]))
         for piece, lits in enumerate(self.x):
             for c, lit in lits.items():
                 if lit is not None:
@@ -292,6 +303,7 @@ def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_we
     them from DRAM, and a note says so."""
     capacity = _Capacity(tasks, layer_names, strict_capacity)
     began = time.perf_counter()
+    budget = float(time_limit_s) * DETERMINISTIC_PER_SECOND  # shared by the retries below
     while True:
         model = _Model(tasks, capacity.options, capacity.resident, objective, latency_weight)
         warm_ok = capacity.holds(warm)
@@ -307,7 +319,7 @@ def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_we
         p.num_workers = int(workers)
         p.random_seed = int(seed)
         if workers == 1:  # reproducible: a budget of deterministic work, the wall clock only as a backstop
-            p.max_deterministic_time = float(time_limit_s) * DETERMINISTIC_PER_SECOND
+            p.max_deterministic_time = max(budget, 1e-3)
             p.max_time_in_seconds = max(0.1, float(time_limit_s) * WALL_BACKSTOP - elapsed)
         else:
             p.max_time_in_seconds = max(0.1, float(time_limit_s) - elapsed)
@@ -315,6 +327,7 @@ def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_we
         status = solver.Solve(model.model, pool)
         if status != model.cp.INFEASIBLE:
             break
+        budget -= solver.ResponseProto().deterministic_time
         capacity.lift_unpackable_group()  # raises when strict, or when no group explains it
     name = solver.StatusName(status)
     found = status in (model.cp.OPTIMAL, model.cp.FEASIBLE)
@@ -333,8 +346,9 @@ def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_we
         "best_bound": _round(bound) if found else None,
         "gap": (_round((value - bound) / abs(value)) if value else 0.0) if found else None,
         "wall_seconds": time.perf_counter() - began,
-        "reproducible": bool(status == model.cp.OPTIMAL or (
-            workers == 1 and solver.ResponseProto().deterministic_time >= p.max_deterministic_time * 0.999)),
+        # one worker gives the same answer each time unless the wall clock stopped it first
+        "reproducible": bool(workers == 1 and (status == model.cp.OPTIMAL or (
+            solver.ResponseProto().deterministic_time >= p.max_deterministic_time * 0.999))),
         "time_limit_s": float(time_limit_s),
         "workers": int(workers),
         "seed": int(seed),
@@ -434,8 +448,9 @@ class _Capacity:
                 cols = set(np.flatnonzero(t.weight_memory == memory).tolist())
                 m.Add(sum(int(t.weight_bits[p]) * v for (p, c), v in x.items() if c in cols)
                       <= int(t.weight_capacity[min(cols)]))
-            solver = cp_model.CpSolver()
-            solver.parameters.max_time_in_seconds = 5.0
+            solver = cp_model.CpSolver()  # one worker, deterministic work: the same group on any machine
+            solver.parameters.num_workers = 1
+            solver.parameters.max_deterministic_time = 1.0
             if solver.Solve(m) == cp_model.INFEASIBLE:
                 heaviest = members[int(np.argmax(t.weight_bits[members]))]
                 self._lift(f"{self._group(group, members)}: its pieces' weights cannot be packed into their cores' "

@@ -222,6 +222,8 @@ class ListSchedule:
         self.ends = np.zeros(tasks.num_tasks, dtype=np.int64)
         self.free = np.zeros(len(tasks.cores), dtype=np.int64)
         self.dram_free = 0
+        self.load_begin = np.zeros(tasks.num_tasks, dtype=np.int64)  # when each task's DRAM reads begin
+        self.edge_begin = np.zeros(tasks.edge_src.size, dtype=np.int64)  # and each edge through DRAM
 
     def reserve_dram(self, piece: int) -> tuple[np.ndarray, np.ndarray]:
         """Book the piece's DRAM traffic (the same on every core): (cycle each task's loads
@@ -231,6 +233,7 @@ class ListSchedule:
         loads = np.zeros(last - first, dtype=np.int64)
         for i, cycles in enumerate(t.load_cycles[first:last].tolist()):
             if cycles:
+                self.load_begin[first + i] = self.dram_free
                 self.dram_free += cycles
                 loads[i] = self.dram_free
         lo, hi = int(t.in_ptr[first]), int(t.in_ptr[last])
@@ -239,7 +242,8 @@ class ListSchedule:
         if via.size:
             produced = self.ends[t.edge_src[lo + via]]
             for k in np.argsort(produced, kind="stable").tolist():
-                self.dram_free = max(self.dram_free, int(produced[k])) + int(t.edge_dram_cycles[lo + via[k]])
+                self.edge_begin[lo + via[k]] = max(self.dram_free, int(produced[k]))
+                self.dram_free = int(self.edge_begin[lo + via[k]]) + int(t.edge_dram_cycles[lo + via[k]])
                 arrive[via[k]] = self.dram_free
         return loads, arrive
 
@@ -266,10 +270,15 @@ class ListSchedule:
 def schedule(tasks: Tasks, col: np.ndarray) -> np.ndarray:
     """End cycle of every task when piece i runs on column ``col[i]``, pieces placed in
     topological order (see :class:`ListSchedule`)."""
+    return list_schedule(tasks, col).ends
+
+
+def list_schedule(tasks: Tasks, col: np.ndarray) -> ListSchedule:
+    """The whole :class:`ListSchedule` of an allocation, pieces in topological order."""
     plan = ListSchedule(tasks)
     for piece in range(tasks.num_pieces):
         plan.place(piece, int(col[piece]), plan.ends_on(piece, int(col[piece]), plan.reserve_dram(piece)))
-    return plan.ends
+    return plan
 
 
 def run_in_order(free: int, ready: np.ndarray, duration: np.ndarray) -> np.ndarray:
