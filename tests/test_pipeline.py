@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import INPUTS
-from stream.api import run, run_detailed
+from stream.allocation import AllocationSettings
+from stream.api import compare_allocators, run, run_detailed
 
 # One 4x4 core (K and C unrolled 4 ways), 1 pJ/MAC, a 64-bit SRAM at 10 pJ per word;
 # DRAM with one 32-bit port at 100 pJ per word; one 32-bit bus at 0.5 pJ/bit.
@@ -184,13 +185,29 @@ HARDWARE = ["single_core.yaml", "quad_core.yaml", "hetero.yaml", "mesh_4x4.yaml"
 @pytest.mark.parametrize("hardware", HARDWARE)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_every_bundled_workload_runs_on_every_bundled_hardware(workload, hardware):
+    check_bundled_case(INPUTS / "workloads" / workload, INPUTS / "hardware" / hardware, None)
+
+
+@pytest.mark.parametrize("system", ["quad_core", "hetero"])
+def test_resnet18_with_the_bundled_mappings(system):
+    check_bundled_case(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / f"{system}.yaml",
+                       INPUTS / "mappings" / f"{system}.yaml")
+
+
+def check_bundled_case(workload, hardware, mapping):
+    """Both modes, greedy and CP-SAT (the default): valid traces, every MAC run once, and
+    CP-SAT never slower than greedy in the simulator."""
+    settings = AllocationSettings(time_limit_s=2.0)
     for mode in ("fused", "layer_by_layer"):
-        detail = run_detailed(INPUTS / "workloads" / workload, INPUTS / "hardware" / hardware, mode=mode)
-        detail.trace.check()
-        r = detail.result
-        assert r.latency_cycles > 0 and r.energy_pj["mac"] > 0
-        # every MAC of the workload ran exactly once
-        assert sum(l.macs for l in r.layers) == detail.workload.macs
+        greedy, cpsat = compare_allocators(workload, hardware, mapping, ("greedy", "cpsat"), mode=mode,
+                                           allocation=settings)
+        for detail in (greedy, cpsat):
+            detail.trace.check()
+            r = detail.result
+            assert r.latency_cycles > 0 and r.energy_pj["mac"] > 0
+            # every MAC of the workload ran exactly once
+            assert sum(l.macs for l in r.layers) == detail.workload.macs
+        assert cpsat.result.latency_cycles <= greedy.result.latency_cycles
 
 
 def test_result_round_trips_through_json(chain):
