@@ -144,7 +144,7 @@ def _allocate_and_simulate(case: _Prepared, allocator: str, settings: Allocation
     t3 = time.perf_counter()
     if allocator in ("cpsat", "genetic"):
         limit = (settings or AllocationSettings()).time_limit_s
-        say(f"allocating ({allocator}, at most {limit:g} s)")
+        say(f"allocating ({allocator}, {limit:g} s budget)")
     allocation = allocate(case.cngraph, case.costs, case.accelerator, allocator, settings, case.evaluate,
                           progress)
     t4 = time.perf_counter()

@@ -255,8 +255,8 @@ def format_summary(result) -> str:
         lines.append(f"  allocation        cpsat {a['status']}: no solution within {a['time_limit_s']:g} s; "
                      "kept the warm start")
     elif a.get("status"):
-        lines.append(f"  allocation        cpsat {a['status']}: {a['objective']} objective {a['objective_value']:.6g}, "
-                     f"bound {a['best_bound']:.6g}, gap {a['gap']:.1%}; kept the {a['kept'].replace('_', ' ')}")
+        lines.append(f"  allocation        cpsat {a['status']}: model {a['objective']} {_objective(a, 'objective_value')}, "
+                     f"bound {_objective(a, 'best_bound')}, gap {a['gap']:.1%}; kept the {a['kept'].replace('_', ' ')}")
     elif a.get("generations") is not None:
         lines.append(f"  allocation        genetic: {a['evaluations']} simulations over {a['generations']} "
                      f"generations, stopped by {a['stopped_by'].replace('_', ' ')}")
@@ -276,6 +276,18 @@ def format_summary(result) -> str:
     for warning in result.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)
+
+
+def _objective(allocation: dict, key: str) -> str:
+    """A CP-SAT objective value in its units: cycles, J, cycles x J, or a weighted sum."""
+    value, objective = allocation[key], allocation["objective"]
+    if objective == "latency":
+        return f"{value:,.0f} cycles"
+    if objective == "energy":
+        return _si(value * 1e-12, "J")
+    if objective == "edp":
+        return f"{value * 1e-12:.4g} cycles x J"
+    return f"{value:.4g}"
 
 
 def _si(value: float, unit: str) -> str:

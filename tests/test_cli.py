@@ -68,7 +68,7 @@ def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
     assert steps[1] == "tiled: 2 CNs, 1 dependencies"
     assert steps[2].startswith("costed: ")
     # the allocator has the simulator judge its answer: one report per finished CN
-    assert steps[3] == "allocating (cpsat, at most 10 s)"
+    assert steps[3] == "allocating (cpsat, 10 s budget)"
     assert [s.split(",")[0] for s in steps[4:6]] == ["simulating: 1 of 2 CNs done", "simulating: 2 of 2 CNs done"]
     # that simulation is the run's: the end, without simulating again
     assert steps[6] == "allocated (cpsat)" and steps[7].startswith("simulated: ") and len(steps) == 8

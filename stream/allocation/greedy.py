@@ -2,13 +2,13 @@
 
 Pieces are taken in decreasing *upward rank* (a piece's mean duration over its candidate
 cores plus the longest way from it to the end of the graph, counting the mean transfer
-time of each edge), the classic HEFT priority; each goes to the candidate core where its
-tasks would finish first, among those whose weight memory still holds the piece's weights
-next to the others its fusion group keeps there (all candidates when none does; on
-a tie, the core with the least work so far), given when their inputs arrive there (no insertion into idle
-gaps: a piece runs after what its core already holds; DRAM traffic is booked in the same
-order, see :class:`stream.allocation.tasks.ListSchedule`). Ties go to the lowest core id.
-"""
+time of each edge), the classic HEFT priority. Each goes to the candidate core where its
+tasks would finish first, given when their inputs arrive there, preferring cores whose
+weight memory still holds the piece's weights next to those its fusion group keeps there.
+Ties go to the core with fewer pieces of the same layer, then with less work so far, then
+the lowest core id. There is no insertion into idle gaps: a piece runs after what its
+core already holds, and DRAM traffic is booked in the same order
+(:class:`stream.allocation.tasks.ListSchedule`)."""
 
 from __future__ import annotations
 

@@ -125,27 +125,8 @@ def build_tasks(g: CNGraph, costs: CostTable, acc: Accelerator, chunks: int | No
     t = int(piece_task_ptr[-1])
     task_piece = np.repeat(np.arange(p), per_piece)
 
-    duration = np.zeros((t, k), dtype=np.int64)
-    energy = np.zeros((t, k))
-    first_option = np.argmax(options, axis=1)
-    for col, core in enumerate(cores):
-        allowed = options[piece_of_cn, col]
-        # CNs that may not run on this core are costed on an allowed one, then masked out
-        cost_core = np.where(allowed, core, np.asarray(cores)[first_option[piece_of_cn]])
-        latency, mac, onchip = costs.arrays(cost_core)
-        duration[:, col] = np.bincount(task_of_cn, weights=np.where(allowed, latency, 0), minlength=t)
-        energy[:, col] = np.bincount(task_of_cn, weights=np.where(allowed, mac + onchip, 0.0), minlength=t)
-
-    # edges between tasks of different pieces, merged per task pair
-    src, dst = task_of_cn[g.edge_src], task_of_cn[g.edge_dst]
-    keep = piece_of_cn[g.edge_src] != piece_of_cn[g.edge_dst]
-    key = dst[keep] * max(t, 1) + src[keep]
-    unique, inverse = np.unique(key, return_inverse=True)
-    edge_bits = np.bincount(inverse, weights=g.edge_bits[keep], minlength=unique.size).astype(np.int64)
-    edge_src, edge_dst = unique % max(t, 1), unique // max(t, 1)
-    via = (g.group[g.edge_src] != g.group[g.edge_dst])[keep]
-    edge_via = np.zeros(unique.size, dtype=bool)
-    edge_via[inverse[via]] = True
+    duration, energy = _task_costs(costs, cores, options, piece_of_cn, task_of_cn, t)
+    edge_src, edge_dst, edge_bits, edge_via = _task_edges(g, piece_of_cn, task_of_cn, t)
     in_ptr = np.searchsorted(edge_dst, np.arange(t + 1))
 
     weight_bits = _external_bits(g, piece_of_cn, p, weights=True)
@@ -156,16 +137,51 @@ def build_tasks(g: CNGraph, costs: CostTable, acc: Accelerator, chunks: int | No
     load_bits[piece_task_ptr[:-1]] += weight_bits
     load_cycles = np.ceil(load_bits / read_bw).astype(np.int64)
     edge_dram = np.where(edge_via, np.ceil(edge_bits / write_bw) + np.ceil(edge_bits / read_bw), 0).astype(np.int64)
-    capacity = np.array([acc.core(c).memory_for("I2").size_bits for c in cores], dtype=np.int64)
-    memory = np.arange(k)
-    for group in acc.memory_sharing:  # a shared top memory holds the weights of all its cores
-        members = [column[c] for c in group if c in column and
-                   acc.core(c).memory_for("I2") is acc.core(c).top_memory]
-        memory[members] = min(members, default=0)
+    capacity, memory = _weight_memories(acc, cores)
     return Tasks(cores, g.layer[piece_cns[piece_cn_ptr[:-1]]].astype(np.int64),
                  g.group[piece_cns[piece_cn_ptr[:-1]]].astype(np.int64), options, weight_bits, capacity, memory, piece_cns,
                  piece_cn_ptr, piece_task_ptr, task_piece, load_cycles, duration, energy, edge_src, edge_dst,
                  edge_bits, edge_via, edge_dram, in_ptr, bandwidth, epb, dram_bw, dram_epb)
+
+
+def _task_costs(costs: CostTable, cores: tuple[int, ...], options: np.ndarray, piece_of_cn: np.ndarray,
+                task_of_cn: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cycles, pJ) of every task on every column's core (0 where it may not run)."""
+    duration = np.zeros((t, len(cores)), dtype=np.int64)
+    energy = np.zeros((t, len(cores)))
+    first_option = np.asarray(cores)[np.argmax(options, axis=1)][piece_of_cn]
+    for col, core in enumerate(cores):
+        allowed = options[piece_of_cn, col]
+        # CNs that may not run on this core are costed on an allowed one, then masked out
+        latency, mac, onchip = costs.arrays(np.where(allowed, core, first_option))
+        duration[:, col] = np.bincount(task_of_cn, weights=np.where(allowed, latency, 0), minlength=t)
+        energy[:, col] = np.bincount(task_of_cn, weights=np.where(allowed, mac + onchip, 0.0), minlength=t)
+    return duration, energy
+
+
+def _task_edges(g: CNGraph, piece_of_cn: np.ndarray, task_of_cn: np.ndarray, t: int):
+    """(src, dst, bits, via DRAM) of the edges between tasks of different pieces, merged
+    per task pair, sorted by destination task."""
+    keep = piece_of_cn[g.edge_src] != piece_of_cn[g.edge_dst]
+    key = task_of_cn[g.edge_dst][keep] * max(t, 1) + task_of_cn[g.edge_src][keep]
+    unique, inverse = np.unique(key, return_inverse=True)
+    bits = np.bincount(inverse, weights=g.edge_bits[keep], minlength=unique.size).astype(np.int64)
+    via = np.zeros(unique.size, dtype=bool)
+    via[inverse[(g.group[g.edge_src] != g.group[g.edge_dst])[keep]]] = True
+    return unique % max(t, 1), unique // max(t, 1), bits, via
+
+
+def _weight_memories(acc: Accelerator, cores: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(bits, memory) per column: the size of its core's weight memory, and a memory id
+    (a column id) that columns sharing one memory have in common."""
+    capacity = np.array([acc.core(c).memory_for("I2").size_bits for c in cores], dtype=np.int64)
+    memory = np.arange(len(cores))
+    column = {c: k for k, c in enumerate(cores)}
+    for group in acc.memory_sharing:  # a shared top memory holds the weights of all its cores
+        members = [column[c] for c in group if c in column and
+                   acc.core(c).memory_for("I2") is acc.core(c).top_memory]
+        memory[members] = min(members, default=0)
+    return capacity, memory
 
 
 def _external_bits(g: CNGraph, owner_of_cn: np.ndarray, owners: int, weights: bool) -> np.ndarray:
