@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="who decides the core of each piece: CP-SAT (default), HEFT list scheduling, "
                           "NSGA-II on the simulator, or the mapping alone")
     _allocation_arguments(run)
-    run.add_argument("--out", "-o", help="directory for result.json, summary.txt, timing.json and plots")
+    run.add_argument("--out", "-o", help="directory for result.json, summary.txt, layers.csv, events.csv, "
+                                          "timing.json and plots")
+    run.add_argument("--perfetto", action="store_true",
+                     help="also write trace.perfetto.json (open in ui.perfetto.dev or chrome://tracing) to --out")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     run.set_defaults(func=cmd_run)
 
@@ -142,6 +145,9 @@ def _settings(args):
 def cmd_run(args) -> int:
     from stream.api import resolve_inputs, run_detailed
 
+    if args.perfetto and not args.out:
+        print("error: --perfetto writes into the --out directory; give --out DIR", file=sys.stderr)
+        return 2
     try:
         workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
     except ValueError as exc:
@@ -153,12 +159,17 @@ def cmd_run(args) -> int:
     result = outcome.result
     summary = format_summary(result)
     if args.out:
+        from stream.export import write_events_csv, write_layers_csv, write_perfetto
         from stream.results import write_atomic
         from stream.viz import gantt
 
         out = Path(args.out)
         result.save(out / "result.json")
         write_atomic(out / "summary.txt", summary + "\n")
+        write_layers_csv(result, out / "layers.csv")
+        write_events_csv(outcome.trace, out / "events.csv")
+        if args.perfetto:
+            write_perfetto(outcome.trace, out / "trace.perfetto.json")
         # the one output that differs between runs of the same inputs: seconds per step
         write_atomic(out / "timing.json", json.dumps({"seconds": outcome.seconds}, indent=2) + "\n")
         gantt(outcome.trace, out / "gantt.png")
@@ -166,7 +177,9 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print(summary)
         if args.out:
-            print(f"\nwrote result.json, summary.txt, timing.json, gantt.png and gantt.pdf to {args.out}")
+            extra = ", trace.perfetto.json" if args.perfetto else ""
+            print(f"\nwrote result.json, summary.txt, layers.csv, events.csv, timing.json{extra}, gantt.png and "
+                  f"gantt.pdf to {args.out}")
     return 0
 
 

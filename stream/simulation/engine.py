@@ -115,6 +115,7 @@ class Engine:
         self.frontier = 0
         self._advance_frontier()
         self.log = array("d")  # every transfer, see _record()
+        self.chunk_log = array("q")  # (transfer row, start, end) of each chunk of a chunked transfer
         self.paths: dict[tuple, tuple] = {}  # see path()
         self.now = 0  # the current cycle, set as each event runs
         self.on_event = self._on_event  # one bound method for every event
@@ -296,9 +297,14 @@ class Engine:
         riders: list = []
         if key is not None:
             self.queued[key] = (start, riders)
+        spans = [start, end]  # each chunk's start and end, when there are several
 
         def complete():
             dram = net.dram_energy(src, dst, bits)
+            if len(spans) > 2:
+                row = len(self.log) // 13
+                for i in range(0, len(spans), 2):
+                    self.chunk_log.extend((row, spans[i], spans[i + 1]))
             self._record(cn, src, dst, bits, start, self.now, cause, rid, False, kind, data, bits * pj_per_bit, dram)
             if then is not None:
                 then()
@@ -314,10 +320,11 @@ class Engine:
         if first == bits:
             self.at(end, complete)
         else:
-            self.env.process(self._chunks(rid, src, dst, bits - first, chunk, end, complete))
+            self.env.process(self._chunks(rid, src, dst, bits - first, chunk, end, complete, spans))
 
-    def _chunks(self, rid, src, dst, left, chunk, end, complete):
-        """The rest of a long transfer, each chunk queueing behind what arrived meanwhile."""
+    def _chunks(self, rid, src, dst, left, chunk, end, complete, spans):
+        """The rest of a long transfer, each chunk queueing behind what arrived meanwhile
+        (their start and end cycles appended to ``spans``)."""
         while True:
             yield self.env.timeout(end - self.now)
             self.now = int(self.env.now)
@@ -325,7 +332,8 @@ class Engine:
                 break
             part = min(chunk, left)
             left -= part
-            _, end = self.net.occupy(self.now, rid, src, dst, part)
+            begin, end = self.net.occupy(self.now, rid, src, dst, part)
+            spans += (begin, end)
         complete()
         self.pump()
 
@@ -838,7 +846,8 @@ class Engine:
         transfers = Transfers(
             cn=cn, src=c[1], dst=c[2], bits=c[3], start=c[4], end=c[5], cause=c[6].astype(np.int8), route=c[7],
             shared=c[8].astype(bool), data_kind=kind.astype(np.int8), data=data, interconnect_energy_pj=c[11],
-            dram_energy_pj=c[12], routes=tuple(self.net.routes))
+            dram_energy_pj=c[12], routes=tuple(self.net.routes),
+            chunks=np.frombuffer(self.chunk_log, dtype=np.int64).reshape(-1, 3).copy())
         memories = tuple(MemoryTimeline(p.name, p.cores, p.memory, p.capacity, _array(p.times), _array(p.bits),
                                         _array(p.weight_times), _array(p.weight_bits)) for p in self.pools)
         return Trace(cngraph=self.g, allocation=self.alloc, accelerator=self.acc, policy=self.policy,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,6 +56,16 @@ class Transfers:
     interconnect_energy_pj: np.ndarray
     dram_energy_pj: np.ndarray
     routes: tuple[tuple[int, ...], ...]
+    # transfers longer than a chunk: (row, start, end) per chunk, rows ascending; a row's
+    # start..end spans its chunks and the waits between them
+    chunks: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+
+    def spans(self, row: int) -> list[tuple[int, int]]:
+        """(start, end) of each stretch the transfer held its route: its chunks, or itself."""
+        lo, hi = np.searchsorted(self.chunks[:, 0], [row, row + 1])
+        if hi > lo:
+            return [(int(s), int(e)) for s, e in self.chunks[lo:hi, 1:].tolist()]
+        return [(int(self.start[row]), int(self.end[row]))]
 
     def __len__(self) -> int:
         return int(self.cn.size)

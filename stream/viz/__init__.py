@@ -48,11 +48,11 @@ def gantt(trace, path: str | os.PathLike) -> None:
         ax.barh(row, trace.end[cn] - trace.start[cn], left=trace.start[cn], height=0.8,
                 color=colors[names[g.layer[cn]]], edgecolor="none")
     spill = np.isin(t.cause, [CAUSES.index("spill"), CAUSES.index("refetch")])
-    for route, start, end, spilled in zip(t.route[own].tolist(), t.start[own].tolist(), t.end[own].tolist(),
-                                         spill[own].tolist()):
-        for l in t.routes[route]:
-            ax.barh(index[link_rows[l]], end - start, left=start, height=0.6,
-                    color="tab:red" if spilled else "0.55", edgecolor="none")
+    for row in np.flatnonzero(own).tolist():
+        for start, end in t.spans(row):  # a long transfer holds its links chunk by chunk
+            for l in t.routes[int(t.route[row])]:
+                ax.barh(index[link_rows[l]], end - start, left=start, height=0.6,
+                        color="tab:red" if spill[row] else "0.55", edgecolor="none")
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("time (cycles)")

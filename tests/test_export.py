@@ -1,0 +1,112 @@
+"""Perfetto traces and CSV tables: the hand-worked two-conv chain, and ResNet-18's chunked bus."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+
+import pytest
+
+from conftest import INPUTS
+from stream.api import run_detailed
+from stream.cli import main
+from stream.export import to_perfetto, write_events_csv, write_layers_csv
+from test_pipeline import chain  # noqa: F401  (fixture)
+
+
+def slices(trace_json: dict) -> dict[tuple[int, int], list[tuple[float, float]]]:
+    """(pid, tid) -> [(ts, dur)] of the complete events."""
+    out = defaultdict(list)
+    for e in trace_json["traceEvents"]:
+        if e["ph"] == "X":
+            out[(e["pid"], e["tid"])].append((e["ts"], e["dur"]))
+    return out
+
+
+def test_perfetto_trace_of_the_two_conv_chain(chain):  # noqa: F811
+    # The chain of test_pipeline, worked out there: at 200 MHz a cycle is 0.005 us.
+    # conv_a runs 88..376 and conv_b 376..664 on core 0; DRAM reads W_a 0..72, I_a 72..88,
+    # W_b 88..160 and the write of conv_b's output 664..680 cross the bus (link 0).
+    detail = run_detailed(*chain, mode="fused", cost_model="roofline", allocator="greedy")
+    data = to_perfetto(detail.trace)
+    events = data["traceEvents"]
+    assert {e["ph"] for e in events} == {"M", "X", "C"}
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert names == {(1, 0): "core 0 (tiny)", (2, 0): "bus 0-1 (#0)"}
+    processes = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert processes == {1: "tiny_system: compute cores", 2: "tiny_system: links and buses",
+                         3: "tiny_system: on-chip memories"}
+    compute = [e for e in events if e["ph"] == "X" and e["cat"] == "compute"]
+    assert [(e["name"], e["ts"], e["dur"]) for e in compute] == [
+        ("conv_a", pytest.approx(88 * 0.005), pytest.approx(288 * 0.005)),
+        ("conv_b", pytest.approx(376 * 0.005), pytest.approx(288 * 0.005))]
+    assert compute[0]["args"] == {"layer": "conv_a", "cn": 0, "piece": 0, "tile": 0, "cycles": 288,
+                                  "energy_pj": pytest.approx(4608 + 600)}
+    moves = sorted((e["ts"], e["dur"], e["name"]) for e in events if e["ph"] == "X" and e["cat"] == "transfer")
+    assert moves == [(0.0, pytest.approx(72 * 0.005), "weight_fetch"),
+                     (pytest.approx(72 * 0.005), pytest.approx(16 * 0.005), "input_fetch"),
+                     (pytest.approx(88 * 0.005), pytest.approx(72 * 0.005), "weight_fetch"),
+                     (pytest.approx(664 * 0.005), pytest.approx(16 * 0.005), "sink_write")]
+    # the memory counter reaches the peak the result reports
+    counters = [e for e in events if e["ph"] == "C"]
+    assert {e["name"] for e in counters} == {"core0.sram"}
+    peak = max(e["args"]["weights_bytes"] + e["args"]["other_bytes"] for e in counters)
+    assert math.ceil(peak) == detail.result.peak_memory_bytes["core0.sram"]
+    assert data["otherData"]["latency_cycles"] == 680
+
+
+def test_perfetto_tracks_add_up_to_busy_time():
+    # ResNet-18 fused: long weight transfers go over the DRAM bus in chunks that interleave
+    detail = run_detailed(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
+                          INPUTS / "mappings" / "quad_core.yaml", allocator="greedy")
+    trace, result = detail.trace, detail.result
+    assert len(trace.transfers.chunks) > 0
+    cycles = trace.accelerator.clock_hz / 1e6  # per microsecond
+    tracks = slices(to_perfetto(trace))
+    for (pid, tid), spans in tracks.items():
+        spans.sort()
+        # one slice at a time per track: what a trace viewer needs
+        assert all(a[0] + a[1] <= b[0] + 1e-9 for a, b in zip(spans, spans[1:])), (pid, tid)
+        busy = sum(d for _, d in spans) * cycles
+        if pid == 1:  # each core's slices add up to its busy time in the result
+            assert busy == pytest.approx(result.core_utilisation[f"core{tid}"] * result.latency_cycles)
+        else:  # and each link's to the cycles it was held
+            assert busy == pytest.approx(trace.link_busy_cycles[tid])
+    used = {int(c) for c in set(trace.allocation.core.tolist())}
+    assert {tid for pid, tid in tracks if pid == 1} == used
+
+
+def test_csv_tables(chain, tmp_path):  # noqa: F811
+    detail = run_detailed(*chain, mode="fused", cost_model="roofline", allocator="greedy")
+    write_events_csv(detail.trace, tmp_path / "events.csv")
+    write_layers_csv(detail.result, tmp_path / "layers.csv")
+    events = list(csv.DictReader(io.StringIO((tmp_path / "events.csv").read_text())))
+    assert [(e["kind"], e["name"], e["start_cycle"], e["end_cycle"]) for e in events] == [
+        ("compute", "conv_a", "88", "376"), ("compute", "conv_b", "376", "664"),
+        ("transfer", "weight_fetch", "0", "72"), ("transfer", "input_fetch", "72", "88"),
+        ("transfer", "weight_fetch", "88", "160"), ("transfer", "sink_write", "664", "680")]
+    # bytes: conv_a's output is 8 x 4 x 4 elements of 8 bits (128 B); W_a 2304 bits (288 B)
+    assert events[0]["bytes"] == "128" and events[2]["bytes"] == "288" and events[2]["route"] == "0"
+    moved = sum(float(e["energy_pj"]) for e in events if e["kind"] == "transfer")
+    r = detail.result
+    assert moved == pytest.approx(r.energy_pj["offchip_memory"] + r.energy_pj["interconnect"], rel=1e-5)
+    layers = list(csv.DictReader(io.StringIO((tmp_path / "layers.csv").read_text())))
+    assert [(l["name"], l["cores"], l["start_cycle"], l["end_cycle"]) for l in layers] == [
+        ("conv_a", "0", "88", "376"), ("conv_b", "0", "376", "664")]
+
+
+def test_run_writes_tables_and_a_perfetto_trace(tmp_path, capsys):
+    args = ["run", "-q", "-w", str(INPUTS / "workloads" / "two_conv.yaml"),
+            "-a", str(INPUTS / "hardware" / "single_core.yaml"), "--perfetto"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    for name in ("trace.perfetto.json", "events.csv", "layers.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    data = json.loads((tmp_path / "a" / "trace.perfetto.json").read_text())
+    result = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert sum(1 for e in data["traceEvents"] if e["ph"] == "X" and e["cat"] == "compute") == result["num_cns"]
+    assert main(["run", "-q", "--perfetto"]) == 2
+    assert "--perfetto writes into the --out directory" in capsys.readouterr().err
