@@ -161,7 +161,7 @@ def cmd_run(args) -> int:
     if args.out:
         from stream.export import write_events_csv, write_layers_csv, write_perfetto
         from stream.results import write_atomic
-        from stream.viz import gantt
+        from stream.viz import energy_breakdown, gantt, memory_trace, utilisation
 
         out = Path(args.out)
         result.save(out / "result.json")
@@ -172,14 +172,17 @@ def cmd_run(args) -> int:
             write_perfetto(outcome.trace, out / "trace.perfetto.json")
         # the one output that differs between runs of the same inputs: seconds per step
         write_atomic(out / "timing.json", json.dumps({"seconds": outcome.seconds}, indent=2) + "\n")
-        gantt(outcome.trace, out / "gantt.png")
-        gantt(outcome.trace, out / "gantt.pdf")
+        for suffix in ("png", "pdf"):
+            gantt(outcome.trace, out / f"gantt.{suffix}")
+            memory_trace(outcome.trace, out / f"memory.{suffix}")
+            energy_breakdown(result, out / f"energy.{suffix}")
+            utilisation(result, out / f"utilisation.{suffix}")
     if not args.quiet:
         print(summary)
         if args.out:
             extra = ", trace.perfetto.json" if args.perfetto else ""
-            print(f"\nwrote result.json, summary.txt, layers.csv, events.csv, timing.json{extra}, gantt.png and "
-                  f"gantt.pdf to {args.out}")
+            print(f"\nwrote result.json, summary.txt, layers.csv, events.csv, timing.json{extra} and the figures "
+                  f"(gantt, memory, energy, utilisation; .png and .pdf) to {args.out}")
     return 0
 
 

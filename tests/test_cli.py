@@ -35,7 +35,8 @@ def test_run_output_is_byte_identical_across_runs(tmp_path):
     args = ["run", "-q", "-w", str(INPUTS / "workloads" / "swiglu.onnx"), "-a", str(INPUTS / "hardware" / "quad_core.yaml")]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert main(args + ["--out", str(tmp_path / "b")]) == 0
-    for name in ("result.json", "summary.txt", "gantt.pdf", "gantt.png"):
+    for name in ("result.json", "summary.txt", "layers.csv", "events.csv", "gantt.pdf", "gantt.png", "memory.pdf",
+                 "memory.png", "energy.pdf", "energy.png", "utilisation.pdf", "utilisation.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 

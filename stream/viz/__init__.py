@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -63,6 +64,97 @@ def gantt(trace, path: str | os.PathLike) -> None:
               title="layers" if len(names) <= 20 else "first 20 layers", title_fontsize=7)
     fig.tight_layout()
     _save(fig, path)
+
+
+def memory_trace(trace, path: str | os.PathLike) -> dict[str, dict]:
+    """Occupancy over time of every on-chip memory that held anything: weights and the
+    rest (feature maps, partial sums, copies in flight) stacked, the capacity dashed and
+    the peak marked. Returns what it drew per memory: peak and capacity in bytes."""
+    memories = [m for m in trace.memories if m.peak_bits > 0]
+    end = max(trace.latency_cycles, 1)
+    fig, axes = plt.subplots(max(len(memories), 1), 1, figsize=(10, 1.5 * max(len(memories), 1) + 1),
+                             sharex=True, squeeze=False)
+    drawn = {}
+    for ax, m in zip(axes[:, 0], memories):
+        times = np.append(m.times, end)
+        weights = m.weights_at(m.times) / 8192
+        total = m.bits / 8192
+        ax.fill_between(times[:-1], 0, weights, step="post", color="tab:blue", alpha=0.6, linewidth=0,
+                        label="weights")
+        ax.fill_between(times[:-1], weights, total, step="post", color="tab:orange", alpha=0.6, linewidth=0,
+                        label="feature maps, partial sums")
+        ax.axhline(m.capacity_bits / 8192, color="0.3", linestyle="--", linewidth=0.8, label="capacity")
+        peak = int(np.argmax(m.bits))
+        ax.plot([m.times[peak]], [total[peak]], "v", color="tab:red", markersize=5, label="peak")
+        ax.annotate(f"peak {total[peak]:,.1f} KiB", (m.times[peak], total[peak]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
+        ax.set_ylim(0, max(m.capacity_bits / 8192, total[peak]) * 1.15)
+        ax.set_ylabel(f"{m.name}\n(KiB)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        drawn[m.name] = {"peak_bytes": math.ceil(m.peak_bits / 8), "capacity_bytes": m.capacity_bits // 8}
+    axes[0, 0].legend(fontsize=6, loc="upper right", ncol=4)
+    axes[-1, 0].set_xlabel("time (cycles)")
+    axes[-1, 0].set_xlim(0, end)
+    fig.suptitle(f"on-chip memory: {trace.cngraph.workload.name} on {trace.accelerator.name} "
+                 f"({trace.cngraph.mode})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return drawn
+
+
+def energy_breakdown(result, path: str | os.PathLike) -> dict[str, dict]:
+    """Energy by component (one stacked bar) and by layer (compute in the layer's colour,
+    its transfers lighter). Returns the drawn values in pJ."""
+    parts = ("mac", "onchip_memory", "offchip_memory", "interconnect")
+    names = [l.name for l in result.layers]
+    colors = layer_colors(names)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 5]})
+    bottom = 0.0
+    for part, color in zip(parts, ("tab:green", "tab:blue", "tab:red", "tab:purple")):
+        value = result.energy_pj[part] * 1e-6
+        left.bar(0, value, bottom=bottom, color=color, label=part.replace("_", " "), width=0.6)
+        bottom += value
+    left.set_xticks([])
+    left.set_ylabel("energy (uJ)")
+    left.set_title(f"total {result.energy_pj['total'] * 1e-6:,.1f} uJ", fontsize=9)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.02))
+    compute = [l.energy_pj * 1e-6 for l in result.layers]
+    moved = [l.transfer_energy_pj * 1e-6 for l in result.layers]
+    x = np.arange(len(names))
+    right.bar(x, compute, color=[colors[n] for n in names])
+    right.bar(x, moved, bottom=compute, color=[colors[n] for n in names], alpha=0.4, hatch="//",
+              edgecolor="0.4", linewidth=0)
+    right.set_xticks(x, names, rotation=90, fontsize=6 if len(names) > 20 else 7)
+    right.set_ylabel("energy (uJ)")
+    right.legend([plt.Rectangle((0, 0), 1, 1, color="0.45"),
+                  plt.Rectangle((0, 0), 1, 1, color="0.45", alpha=0.4, hatch="//", linewidth=0)],
+                 ["compute and on-chip memory", "its transfers (DRAM, links)"], fontsize=7)
+    right.set_title("by layer", fontsize=9)
+    fig.suptitle(f"energy: {result.workload} on {result.hardware} ({result.mode})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return {"parts": {p: result.energy_pj[p] for p in parts},
+            "layers": {n: (l.energy_pj, l.transfer_energy_pj) for n, l in zip(names, result.layers)}}
+
+
+def utilisation(result, path: str | os.PathLike) -> dict[str, float]:
+    """Busy share of the run per compute core and per link or bus that carried data."""
+    rows = {f"core {k[4:]}": v for k, v in result.core_utilisation.items()}
+    rows |= {f"link {k[4:]}": v for k, v in result.link_utilisation.items() if v > 0}
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    ax.barh(y, [100 * v for v in rows.values()],
+            color=["tab:blue" if k.startswith("core") else "0.55" for k in rows])
+    ax.set_yticks(y, list(rows), fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("busy (% of the latency)")
+    for i, v in enumerate(rows.values()):
+        ax.text(100 * v + 1, i, f"{100 * v:.1f} %", va="center", fontsize=6)
+    ax.set_title(f"utilisation: {result.workload} on {result.hardware} ({result.mode})", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return rows
 
 
 def _save(fig, path: str | os.PathLike) -> None:
