@@ -43,17 +43,20 @@ def gantt(trace, path: str | os.PathLike) -> None:
     rows += [link_rows[l] for l in used_links]
     index = {row: i for i, row in enumerate(rows)}
     fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.5))
+    # one broken_barh per (row, colour): thousands of bars draw in one call each
+    bars: dict[tuple[int, object, float], list[tuple[int, int]]] = {}
     for cn in range(g.num_cns):
         core = acc.core(int(trace.allocation.core[cn]))
-        row = index[f"core {core.id} ({core.name})"]
-        ax.barh(row, trace.end[cn] - trace.start[cn], left=trace.start[cn], height=0.8,
-                color=colors[names[g.layer[cn]]], edgecolor="none")
+        key = (index[f"core {core.id} ({core.name})"], colors[names[g.layer[cn]]], 0.8)
+        bars.setdefault(key, []).append((int(trace.start[cn]), int(trace.end[cn] - trace.start[cn])))
     spill = np.isin(t.cause, [CAUSES.index("spill"), CAUSES.index("refetch")])
     for row in np.flatnonzero(own).tolist():
+        color = "tab:red" if spill[row] else "0.55"
         for start, end in t.spans(row):  # a long transfer holds its links chunk by chunk
             for l in t.routes[int(t.route[row])]:
-                ax.barh(index[link_rows[l]], end - start, left=start, height=0.6,
-                        color="tab:red" if spill[row] else "0.55", edgecolor="none")
+                bars.setdefault((index[link_rows[l]], color, 0.6), []).append((start, end - start))
+    for (row, color, height), spans in bars.items():
+        ax.broken_barh(spans, (row - height / 2, height), facecolors=color, edgecolor="none")
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("time (cycles)")
