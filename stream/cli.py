@@ -1,4 +1,4 @@
-"""Command line: ``stream run | compare-allocators | validate | inspect``.
+"""Command line: ``stream run | compare | compare-allocators | validate | inspect``.
 
 Bad input prints one ``error:`` line naming the file, key and expected form, and exits 1.
 """
@@ -61,6 +61,23 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", "-o", help="directory for compare.json")
     compare.add_argument("--quiet", "-q", action="store_true", help="print only the table")
     compare.set_defaults(func=cmd_compare)
+
+    compare = sub.add_parser("compare", help="two runs side by side: fused vs layer-by-layer (default), or two "
+                                              "hardware files, mappings or allocators")
+    compare.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
+    compare.add_argument("--hardware", "-a", nargs="+", help="one accelerator file, or two to compare")
+    compare.add_argument("--mapping", "-m", nargs="+", help="one mapping file, or two to compare")
+    compare.add_argument("--mode", nargs="+", choices=("fused", "layer_by_layer"),
+                         help="one mode, or two to compare (default: fused and layer_by_layer)")
+    compare.add_argument("--allocator", nargs="+", choices=("cpsat", "greedy", "genetic", "fixed"),
+                         help="one allocator (default cpsat), or two to compare")
+    compare.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"))
+    compare.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag")
+    compare.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy")
+    _allocation_arguments(compare)
+    compare.add_argument("--out", "-o", help="directory for comparison.json and comparison.png / .pdf")
+    compare.add_argument("--quiet", "-q", action="store_true", help="print only the table")
+    compare.set_defaults(func=cmd_compare_runs)
 
     validate = sub.add_parser("validate", help="check input files (workload, hardware, core, mapping)")
     validate.add_argument("files", nargs="+")
@@ -233,6 +250,65 @@ def cmd_compare(args) -> int:
         if not args.quiet:
             print(f"\nwrote compare.json to {args.out}")
     return EXIT_INPUT_ERROR if failed else 0
+
+
+def cmd_compare_runs(args) -> int:
+    from stream.api import resolve_inputs, run_detailed
+    from stream.results import comparison
+
+    options = {"hardware": args.hardware, "mapping": args.mapping, "mode": args.mode, "allocator": args.allocator}
+    varied = [name for name, values in options.items() if values and len(values) > 1]
+    too_many = [name for name, values in options.items() if values and len(values) > 2]
+    if len(varied) > 1 or too_many:
+        print(f"error: compare varies one thing at a time, with two values; got several for "
+              f"{', '.join('--' + n for n in (too_many or varied))}", file=sys.stderr)
+        return 2
+    if not varied:
+        varied, options["mode"] = ["mode"], ["fused", "layer_by_layer"]
+    name = varied[0]
+    base = {n: (v[0] if v else None) for n, v in options.items()}
+    base["mode"] = base["mode"] or "fused"
+    base["allocator"] = base["allocator"] or "cpsat"
+    say = None if args.quiet else _progress_printer()
+    runs = {}
+    for value in options[name]:
+        setting = dict(base, **{name: value})
+        try:
+            workload, hardware, mapping = resolve_inputs(args.workload, setting["hardware"], setting["mapping"])
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
+        label = Path(value).stem if name in ("hardware", "mapping") else value
+        if label in runs:
+            label = f"{label} ({len(runs) + 1})"
+        runs[label] = run_detailed(workload, hardware, mapping, mode=setting["mode"], allocator=setting["allocator"],
+                                   cost_model=args.cost_model, objective=args.objective, policy=args.policy,
+                                   progress=say, allocation=_settings(args)).result
+    rows = comparison(runs)
+    labels = list(runs)
+    first = runs[labels[0]]
+    print(f"{first.workload}: {' vs '.join(labels)} ({name})")
+    table = [("metric", "unit", *labels, f"{labels[1]} / {labels[0]}")]
+    for row in rows:
+        ratio = row["relative"][labels[1]]
+        table.append((row["metric"], row["unit"], *(_number(row["values"][l]) for l in labels),
+                      "-" if ratio is None else f"{ratio:.3f}"))
+    _print_table(table, right={2, 3, 4})
+    if args.out:
+        from stream.results import write_atomic
+        from stream.viz import comparison as figure
+
+        out = Path(args.out)
+        write_atomic(out / "comparison.json", json.dumps({"varied": name, "rows": rows}, indent=2) + "\n")
+        for suffix in ("png", "pdf"):
+            figure(runs, out / f"comparison.{suffix}")
+        if not args.quiet:
+            print(f"\nwrote comparison.json, comparison.png and comparison.pdf to {args.out}")
+    return 0
+
+
+def _number(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
 def _comparison(run) -> dict:

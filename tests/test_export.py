@@ -1,4 +1,4 @@
-"""Perfetto traces and CSV tables: the hand-worked two-conv chain, and ResNet-18's chunked bus."""
+"""Perfetto traces, CSV tables and run comparisons: the hand-worked two-conv chain, and ResNet-18's chunked bus."""
 
 from __future__ import annotations
 
@@ -110,3 +110,35 @@ def test_run_writes_tables_and_a_perfetto_trace(tmp_path, capsys):
     assert sum(1 for e in data["traceEvents"] if e["ph"] == "X" and e["cat"] == "compute") == result["num_cns"]
     assert main(["run", "-q", "--perfetto"]) == 2
     assert "--perfetto writes into the --out directory" in capsys.readouterr().err
+
+
+def test_compare_fused_and_layer_by_layer(chain, tmp_path, capsys):  # noqa: F811
+    # the hand-worked chain of test_pipeline: fused 680 cycles, layer by layer 744 (conv_a's
+    # output goes to DRAM and back: 128 more bytes each way, 2 x 32 words x 100 pJ more)
+    workload, hardware = chain
+    args = ["compare", "-q", "-w", str(workload), "-a", str(hardware), "--cost-model", "roofline",
+            "--allocator", "greedy", "--out", str(tmp_path)]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "chain: fused vs layer_by_layer (mode)"
+    assert lines[3].split() == ["latency_cycles", "cycles", "680", "744", f"{744 / 680:.3f}"]
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    rows = {row["metric"]: row["values"] for row in data["rows"]}
+    assert data["varied"] == "mode"
+    assert rows["latency_cycles"] == {"fused": 680, "layer_by_layer": 744}
+    assert rows["dram_read_bytes"] == {"fused": 640, "layer_by_layer": 768}
+    assert rows["dram_write_bytes"] == {"fused": 64, "layer_by_layer": 192}
+    assert rows["offchip_memory_pj"] == {"fused": 17600.0, "layer_by_layer": 17600.0 + 2 * 32 * 100}
+    assert rows["peak_memory_bytes"] == {"fused": 832, "layer_by_layer": 960}
+    assert (tmp_path / "comparison.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_compare_two_allocators_and_one_thing_at_a_time(chain, capsys):  # noqa: F811
+    workload, hardware = chain
+    base = ["compare", "-q", "-w", str(workload), "-a", str(hardware), "--cost-model", "roofline"]
+    assert main(base + ["--allocator", "greedy", "cpsat", "--mode", "fused"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "chain: greedy vs cpsat (allocator)"
+    assert out[3].split()[:4] == ["latency_cycles", "cycles", "680", "680"]  # one core: the same schedule
+    assert main(base + ["--allocator", "greedy", "cpsat", "--mode", "fused", "layer_by_layer"]) == 2
+    assert "compare varies one thing at a time" in capsys.readouterr().err

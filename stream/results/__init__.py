@@ -160,6 +160,34 @@ def _allocation(allocation) -> dict:
             **stats}
 
 
+COMPARED = (  # (key, unit, how to read it from a Result)
+    ("latency_cycles", "cycles", lambda r: r.latency_cycles),
+    ("energy_pj", "pJ", lambda r: r.energy_pj["total"]),
+    ("mac_pj", "pJ", lambda r: r.energy_pj["mac"]),
+    ("onchip_memory_pj", "pJ", lambda r: r.energy_pj["onchip_memory"]),
+    ("offchip_memory_pj", "pJ", lambda r: r.energy_pj["offchip_memory"]),
+    ("interconnect_pj", "pJ", lambda r: r.energy_pj["interconnect"]),
+    ("dram_read_bytes", "bytes", lambda r: r.dram_traffic_bytes["read"]),
+    ("dram_write_bytes", "bytes", lambda r: r.dram_traffic_bytes["write"]),
+    ("peak_memory_bytes", "bytes", lambda r: max(r.peak_memory_bytes.values(), default=0)),
+    ("peak_activation_bytes", "bytes", lambda r: max(r.peak_activation_bytes.values(), default=0)),
+)
+
+
+def comparison(results: dict[str, Result]) -> list[dict]:
+    """Headline metrics of several results side by side: one row per metric with its unit,
+    each result's value by label, and every result's value relative to the first's.
+    Peaks are of the busiest on-chip memory."""
+    labels = list(results)
+    rows = []
+    for key, unit, read in COMPARED:
+        values = {label: read(results[label]) for label in labels}
+        base = values[labels[0]]
+        rows.append({"metric": key, "unit": unit, "values": values,
+                     "relative": {label: (v / base if base else None) for label, v in values.items()}})
+    return rows
+
+
 def _bytes(bits) -> int:
     return math.ceil(int(bits) / 8)
 

@@ -160,6 +160,55 @@ def utilisation(result, path: str | os.PathLike) -> dict[str, float]:
     return rows
 
 
+def comparison(results: dict, path: str | os.PathLike) -> dict[str, dict]:
+    """Runs side by side (labels are the dict's keys): latency, energy by component, DRAM
+    traffic and the peak of the busiest on-chip memory (all data, and feature maps and
+    partial sums alone). Returns the drawn values."""
+    labels = list(results)
+    x = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.6))
+    drawn: dict[str, dict] = {"latency_cycles": {}, "energy_pj": {}, "dram_bytes": {}, "peak_bytes": {}}
+    latency = [results[l].latency_cycles for l in labels]
+    axes[0].bar(x, latency, color="tab:blue")
+    axes[0].set_title("latency (cycles)", fontsize=9)
+    drawn["latency_cycles"] = dict(zip(labels, latency))
+    bottom = np.zeros(len(labels))
+    for part, color in zip(("mac", "onchip_memory", "offchip_memory", "interconnect"),
+                           ("tab:green", "tab:blue", "tab:red", "tab:purple")):
+        values = np.array([results[l].energy_pj[part] * 1e-6 for l in labels])
+        axes[1].bar(x, values, bottom=bottom, color=color, label=part.replace("_", " "))
+        bottom += values
+    axes[1].set_title("energy (uJ)", fontsize=9)
+    axes[1].legend(fontsize=6)
+    drawn["energy_pj"] = {l: results[l].energy_pj["total"] for l in labels}
+    reads = np.array([results[l].dram_traffic_bytes["read"] / 2**20 for l in labels])
+    writes = np.array([results[l].dram_traffic_bytes["write"] / 2**20 for l in labels])
+    axes[2].bar(x, reads, color="tab:red", label="read")
+    axes[2].bar(x, writes, bottom=reads, color="tab:orange", label="write")
+    axes[2].set_title("DRAM traffic (MiB)", fontsize=9)
+    axes[2].legend(fontsize=6)
+    drawn["dram_bytes"] = {l: results[l].dram_traffic_bytes["read"] + results[l].dram_traffic_bytes["write"]
+                           for l in labels}
+    for i, l in enumerate(labels):
+        r = results[l]
+        busiest = max(r.peak_memory_bytes, key=lambda k: (r.peak_memory_bytes[k], k))
+        peak, features = r.peak_memory_bytes[busiest], r.peak_activation_bytes[busiest]
+        axes[3].bar(i - 0.2, peak / 1024, width=0.4, color="tab:blue", label="all" if i == 0 else None)
+        axes[3].bar(i + 0.2, features / 1024, width=0.4, color="tab:orange",
+                    label="feature maps, partial sums" if i == 0 else None)
+        drawn["peak_bytes"][l] = peak
+    axes[3].set_title("peak of the busiest memory (KiB)", fontsize=9)
+    axes[3].legend(fontsize=6)
+    for ax in axes:
+        ax.set_xticks(x, labels, fontsize=7, rotation=15)
+        ax.tick_params(axis="y", labelsize=7)
+    first = results[labels[0]]
+    fig.suptitle(f"{first.workload}: " + " vs ".join(labels), fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+    return drawn
+
+
 def _save(fig, path: str | os.PathLike) -> None:
     path = Path(path)
     buffer = io.BytesIO()
