@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--perfetto", action="store_true",
                      help="also write trace.perfetto.json (open in ui.perfetto.dev or chrome://tracing) to --out")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    _progress_argument(run)
     run.set_defaults(func=cmd_run)
 
     compare = sub.add_parser("compare-allocators", help="run several allocators on one case and tabulate "
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     _allocation_arguments(compare)
     compare.add_argument("--out", "-o", help="directory for compare.json")
     compare.add_argument("--quiet", "-q", action="store_true", help="print only the table")
+    _progress_argument(compare)
     compare.set_defaults(func=cmd_compare)
 
     compare = sub.add_parser("compare", help="two runs side by side: fused vs layer-by-layer (default), or two "
@@ -77,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     _allocation_arguments(compare)
     compare.add_argument("--out", "-o", help="directory for comparison.json and comparison.png / .pdf")
     compare.add_argument("--quiet", "-q", action="store_true", help="print only the table")
+    _progress_argument(compare)
     compare.set_defaults(func=cmd_compare_runs)
 
     validate = sub.add_parser("validate", help="check input files (workload, hardware, core, mapping)")
@@ -105,6 +108,11 @@ def _case_arguments(parser) -> None:
                         help="per-core cost: ZigZag's equations with a mapping search (default) or a roofline")
     parser.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy",
                         help="what the per-core mapping search minimises")
+
+
+def _progress_argument(parser) -> None:
+    parser.add_argument("--progress", action="store_true",
+                        help="progress lines on stderr even when it is not a terminal (a log file, say)")
 
 
 def _allocation_arguments(parser) -> None:
@@ -172,7 +180,7 @@ def cmd_run(args) -> int:
         return EXIT_INPUT_ERROR
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
                            objective=args.objective, policy=args.policy, allocator=args.allocator,
-                           progress=None if args.quiet else _progress_printer(), allocation=_settings(args))
+                           progress=_progress_printer(args), allocation=_settings(args))
     result = outcome.result
     summary = format_summary(result)
     if args.out:
@@ -226,7 +234,7 @@ def cmd_compare(args) -> int:
 
     runs = compare_allocators(workload, hardware, mapping, names, mode=args.mode, cost_model=args.cost_model,
                               objective=args.objective, policy=args.policy, allocation=_settings(args),
-                              progress=None if args.quiet else _progress_printer(), on_error=skip)
+                              progress=_progress_printer(args), on_error=skip)
     if not runs:
         return EXIT_INPUT_ERROR
     rows = [_comparison(run) for run in runs]
@@ -269,7 +277,7 @@ def cmd_compare_runs(args) -> int:
     base = {n: (v[0] if v else None) for n, v in options.items()}
     base["mode"] = base["mode"] or "fused"
     base["allocator"] = base["allocator"] or "cpsat"
-    say = None if args.quiet else _progress_printer()
+    say = _progress_printer(args)
     runs = {}
     for value in options[name]:
         setting = dict(base, **{name: value})
@@ -319,8 +327,11 @@ def _comparison(run) -> dict:
             "allocation": {k: v for k, v in r.allocation.items() if k not in ("method",)}}
 
 
-def _progress_printer():
-    """Progress lines on stderr, each with the seconds since the run began."""
+def _progress_printer(args):
+    """Progress lines on stderr, each with the seconds since the run began: on a terminal,
+    or anywhere with --progress; never with --quiet."""
+    if args.quiet or not (args.progress or sys.stderr.isatty()):
+        return None
     began = time.perf_counter()
 
     def say(message: str) -> None:

@@ -338,3 +338,16 @@ def test_fixed_allocator_names_the_open_layer(detour):
 def test_settings_are_checked(field, value, message):
     with pytest.raises(ValueError, match=message):
         AllocationSettings(**{field: value})
+
+
+def test_cpsat_reports_its_solutions(write, trio, monkeypatch):
+    import stream.allocation.cpsat as cpsat
+
+    monkeypatch.setattr(cpsat, "REPORT_SECONDS", 0.0)  # report every solution
+    case = prepared(write("branches.yaml", branches(3)), trio)
+    heard: list[str] = []
+    allocation = allocate(case.cngraph, case.costs, case.accelerator, "cpsat", AllocationSettings(),
+                          case.evaluate, heard.append)
+    assert heard and all(m.startswith("cpsat: solution ") and ", model latency " in m for m in heard)
+    # the last report is the answer: the proven optimum
+    assert f"model latency {allocation.stats['objective_value']:,.0f} (bound " in heard[-1]

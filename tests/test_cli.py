@@ -62,6 +62,9 @@ def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_EVERY", 1)  # look at the clock after every CN
     monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)  # and report each time
     args = ["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(INPUTS / "hardware" / "single_core.yaml")]
+    assert main(args) == 0  # stderr is not a terminal here: no progress unless asked
+    assert capsys.readouterr().err == ""
+    args.append("--progress")
     assert main(args) == 0
     err = capsys.readouterr().err.splitlines()
     steps = [line.split("] ", 1)[1] for line in err]

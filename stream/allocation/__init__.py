@@ -106,7 +106,7 @@ def allocate(cngraph: CNGraph, costs: CostTable, accelerator: Accelerator, metho
              progress=None) -> Allocation:
     """Choose a core per inter-core piece. ``evaluate`` (the simulator) is needed by
     ``genetic`` and lets ``cpsat`` judge its answers by simulation;
-    ``progress(message)`` hears the genetic search's generations."""
+    ``progress(message)`` hears the searches as they go."""
     if method not in METHODS:
         raise ValueError(f"allocator must be one of {METHODS}, got {method!r}")
     settings = settings or AllocationSettings()
@@ -127,7 +127,7 @@ def allocate(cngraph: CNGraph, costs: CostTable, accelerator: Accelerator, metho
     coarse = build_tasks(cngraph, costs, accelerator, chunks=settings.chunks)
     candidates, stats, notes = solve(coarse, warm, settings.objective, settings.latency_weight,
                                      settings.time_limit_s, settings.workers, settings.seed, case.names,
-                                     settings.strict_capacity)
+                                     settings.strict_capacity, progress)
     col = candidates[-1]
     stats["kept"] = "solver" if stats["objective_value"] is not None else "warm_start"
     if evaluate is not None and stats["kept"] == "solver":

@@ -34,6 +34,7 @@ DETERMINISTIC_PER_SECOND = 0.15
 WALL_BACKSTOP = 4.0
 RESOLUTION = 100_000  # steps that latency and energy are quantised to in the EDP and weighted objectives
 POOL = 8  # allocations found along the search that the simulator judges at the end
+REPORT_SECONDS = 2.0  # between progress reports of the search
 EXACT_PAIRS = 16  # core pairs up to which a transfer's delay is exact per pair (else a lower bound)
 
 
@@ -291,7 +292,7 @@ class _Model:
 
 def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_weight: float = 0.5,
           time_limit_s: float = 10.0, workers: int = 4, seed: int = 0, layer_names=(),
-          strict_capacity: bool = False) -> tuple[np.ndarray, dict, tuple]:
+          strict_capacity: bool = False, report=None) -> tuple[np.ndarray, dict, tuple]:
     """(candidates, solver statistics, notes) of the CP-SAT allocation warm-started from
     ``warm`` (a column per piece): candidates are the last few distinct allocations the
     search found, each a column per piece, its answer last.
@@ -323,7 +324,7 @@ def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_we
             p.max_time_in_seconds = max(0.1, float(time_limit_s) * WALL_BACKSTOP - elapsed)
         else:
             p.max_time_in_seconds = max(0.1, float(time_limit_s) - elapsed)
-        pool = _Pool(model)
+        pool = _Pool(model, report)
         status = solver.Solve(model.model, pool)
         if status != model.cp.INFEASIBLE:
             break
@@ -365,19 +366,28 @@ def solve(tasks: Tasks, warm: np.ndarray, objective: str = "latency", latency_we
 
 
 class _Pool:
-    """Collects the allocation of every solution the search finds (a CP-SAT callback)."""
+    """Collects the allocation of every solution the search finds (a CP-SAT callback), and
+    tells ``report`` of improvements every few seconds."""
 
-    def __new__(cls, model: _Model):
+    def __new__(cls, model: _Model, report=None):
         class Pool(model.cp.CpSolverSolutionCallback):
             def __init__(self):
                 super().__init__()
                 self.found: list[np.ndarray] = []
+                self.solutions, self.reported = 0, time.perf_counter()
 
             def on_solution_callback(self):
+                self.solutions += 1
                 col = np.array([next((c for c, lit in lits.items() if lit is None or self.Value(lit)), -1)
                                 for lits in model.x], dtype=np.int64)
                 if not any(np.array_equal(col, c) for c in self.found[-POOL:]):
                     self.found.append(col)
+                if report is not None and time.perf_counter() - self.reported >= REPORT_SECONDS:
+                    self.reported = time.perf_counter()
+                    value, bound = model.natural(self.ObjectiveValue()), model.natural(self.BestObjectiveBound())
+                    number = "{:.4g}" if model.objective == "weighted" else "{:,.0f}"
+                    report(f"cpsat: solution {self.solutions}, model {model.objective} {number.format(value)} "
+                           f"(bound {number.format(bound)}), {self.WallTime():.1f} s")
 
         return Pool()
 
