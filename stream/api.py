@@ -188,5 +188,5 @@ def resolve_inputs(workload=None, hardware=None, mapping=None):
     if workload is None and hardware is None:
         return DEFAULT_WORKLOAD, DEFAULT_HARDWARE, (DEFAULT_MAPPING if mapping is None else mapping)
     if workload is None or hardware is None:
-        raise ValueError("give both a workload and a hardware file, or neither for the bundled default")
+        raise StreamError("give both a workload and a hardware file, or neither for the bundled default")
     return os.fspath(workload), os.fspath(hardware), mapping

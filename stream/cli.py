@@ -173,11 +173,7 @@ def cmd_run(args) -> int:
     if args.perfetto and not args.out:
         print("error: --perfetto writes into the --out directory; give --out DIR", file=sys.stderr)
         return 2
-    try:
-        workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
+    workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
                            objective=args.objective, policy=args.policy, allocator=args.allocator,
                            progress=_progress_printer(args), allocation=_settings(args))
@@ -221,11 +217,7 @@ def cmd_compare(args) -> int:
         print(f"error: --allocators: expected a comma-separated list from {list(METHODS)}, got "
               f"{args.allocators!r}", file=sys.stderr)
         return 2
-    try:
-        workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
+    workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
     failed = []
 
     def skip(name: str, error: StreamError) -> None:
@@ -281,11 +273,7 @@ def cmd_compare_runs(args) -> int:
     runs = {}
     for value in options[name]:
         setting = dict(base, **{name: value})
-        try:
-            workload, hardware, mapping = resolve_inputs(args.workload, setting["hardware"], setting["mapping"])
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_INPUT_ERROR
+        workload, hardware, mapping = resolve_inputs(args.workload, setting["hardware"], setting["mapping"])
         label = Path(value).stem if name in ("hardware", "mapping") else value
         if label in runs:
             label = f"{label} ({len(runs) + 1})"
