@@ -111,11 +111,11 @@ def _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir
     plans = plan_layers(workload, accelerator, mapping)
     t1 = time.perf_counter()
     say(f"loaded {workload.name} ({len(workload.layers)} layers) and {accelerator.name}")
-    cngraph = tile(workload, plans, mode)
+    cngraph = tile(workload, plans, mode, progress)
     t2 = time.perf_counter()
     say(f"tiled: {cngraph.num_cns:,} CNs, {cngraph.num_edges:,} dependencies")
     model = CostModel(accelerator, cost_model, objective, cache_dir)
-    costs = model.table(cngraph)  # fills every entry now
+    costs = model.table(cngraph, progress=progress)  # fills every entry now
     t3 = time.perf_counter()
     say(f"costed: {len(costs)} distinct tiles ({cost_model})")
     fallbacks = sorted({c.model for c in costs.values()} - {cost_model})

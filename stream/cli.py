@@ -1,4 +1,4 @@
-"""Command line: ``stream run | compare | compare-allocators | validate | inspect``.
+"""Command line: ``stream run | plot | compare | compare-allocators | validate | inspect``.
 
 Bad input prints one ``error:`` line naming the file, key and expected form, and exits 1.
 """
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # an output directory that is a file, a full disk, no permission
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,12 +49,23 @@ def _parser() -> argparse.ArgumentParser:
                           "NSGA-II on the simulator, or the mapping alone")
     _allocation_arguments(run)
     run.add_argument("--out", "-o", help="directory for result.json, summary.txt, layers.csv, events.csv, "
-                                          "timing.json and plots")
+                                          "links.csv, memory.csv, timing.json and the figures")
     run.add_argument("--perfetto", action="store_true",
                      help="also write trace.perfetto.json (open in ui.perfetto.dev or chrome://tracing) to --out")
+    run.add_argument("--window", type=_window, metavar="FIRST:LAST",
+                     help="also draw the Gantt chart and memory trace of these cycles only (a zoom)")
     run.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     _progress_argument(run)
     run.set_defaults(func=cmd_run)
+
+    plot = sub.add_parser("plot", help="draw the figures of a saved run again (DIR/result.json and the tables "
+                                        "beside it), without simulating")
+    plot.add_argument("result", help="result.json written by `stream run --out DIR` (or DIR)")
+    plot.add_argument("--window", type=_window, metavar="FIRST:LAST",
+                      help="draw only the Gantt chart and memory trace of these cycles (a zoom)")
+    plot.add_argument("--out", "-o", help="directory for the figures (default: beside result.json)")
+    plot.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    plot.set_defaults(func=cmd_plot)
 
     compare = sub.add_parser("compare-allocators", help="run several allocators on one case and tabulate "
                                                          "simulated latency, energy and solve time")
@@ -146,6 +160,17 @@ def _seed(text: str) -> int:
     return value
 
 
+def _window(text: str) -> tuple[int, int]:
+    first, sep, last = text.partition(":")
+    try:
+        window = int(first), int(last)
+    except ValueError:
+        window = None
+    if not sep or window is None or not 0 <= window[0] < window[1]:
+        raise argparse.ArgumentTypeError(f"expected FIRST:LAST, two cycles with 0 <= FIRST < LAST, got {text}")
+    return window
+
+
 def _positive(kind):
     def parse(text: str):
         value = kind(text)
@@ -180,30 +205,56 @@ def cmd_run(args) -> int:
     result = outcome.result
     summary = format_summary(result)
     if args.out:
-        from stream.export import write_events_csv, write_layers_csv, write_perfetto
-        from stream.results import write_atomic
-        from stream.viz import energy_breakdown, gantt, memory_trace, utilisation
+        from stream.export import write_events_csv, write_layers_csv, write_links_csv, write_memory_csv, write_perfetto
+        from stream.results import timeline_of, write_atomic
+        from stream.viz import figures
 
         out = Path(args.out)
+        saved = timeline_of(outcome.trace)
         result.save(out / "result.json")
         write_atomic(out / "summary.txt", summary + "\n")
         write_layers_csv(result, out / "layers.csv")
         write_events_csv(outcome.trace, out / "events.csv")
+        write_links_csv(saved, out / "links.csv")
+        write_memory_csv(saved, out / "memory.csv")
         if args.perfetto:
             write_perfetto(outcome.trace, out / "trace.perfetto.json")
         # the one output that differs between runs of the same inputs: seconds per step
         write_atomic(out / "timing.json", json.dumps({"seconds": outcome.seconds}, indent=2) + "\n")
-        for suffix in ("png", "pdf"):
-            gantt(outcome.trace, out / f"gantt.{suffix}")
-            memory_trace(outcome.trace, out / f"memory.{suffix}")
-            energy_breakdown(result, out / f"energy.{suffix}")
-            utilisation(result, out / f"utilisation.{suffix}")
+        drawn = figures(result, saved, out)
+        if args.window:
+            drawn += figures(result, saved, out, args.window)
     if not args.quiet:
         print(summary)
         if args.out:
             extra = ", trace.perfetto.json" if args.perfetto else ""
-            print(f"\nwrote result.json, summary.txt, layers.csv, events.csv, timing.json{extra} and the figures "
-                  f"(gantt, memory, energy, utilisation; .png and .pdf) to {args.out}")
+            print(f"\nwrote result.json, summary.txt, layers.csv, events.csv, links.csv, memory.csv, "
+                  f"timing.json{extra} and {len(drawn)} figures ({', '.join(drawn)}) to {args.out}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from stream.export import read_timeline
+    from stream.results import Result
+    from stream.viz import figures
+
+    path = Path(args.result)
+    if path.is_dir():
+        path = path / "result.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise StreamError(f"{path}: cannot read it ({exc.strerror}); expected the result.json that "
+                          f"`stream run --out DIR` writes") from None
+    except json.JSONDecodeError as exc:
+        raise StreamError(f"{path}: line {exc.lineno}: expected JSON ({exc.msg})") from None
+    try:
+        result = Result.from_dict(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise StreamError(f"{path}: expected a result.json of `stream run` ({exc})") from None
+    drawn = figures(result, read_timeline(path.parent, result), args.out or path.parent, args.window)
+    if not args.quiet:
+        print(f"wrote {', '.join(drawn)} to {args.out or path.parent}")
     return 0
 
 

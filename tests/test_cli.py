@@ -57,10 +57,12 @@ def test_run_takes_a_scheduling_policy(tmp_path, capsys):
 
 
 def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
+    import stream.progress
     import stream.simulation.engine as engine
 
     monkeypatch.setattr(engine, "PROGRESS_EVERY", 1)  # look at the clock after every CN
     monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)  # and report each time
+    monkeypatch.setattr(stream.progress, "REPORT_SECONDS", 0.0)  # tiling and costing: every layer
     args = ["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(INPUTS / "hardware" / "single_core.yaml")]
     assert main(args) == 0  # stderr is not a terminal here: no progress unless asked
     assert capsys.readouterr().err == ""
@@ -69,13 +71,16 @@ def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     steps = [line.split("] ", 1)[1] for line in err]
     assert steps[0] == "loaded two_conv (2 layers) and single_core"
-    assert steps[1] == "tiled: 2 CNs, 1 dependencies"
-    assert steps[2].startswith("costed: ")
+    assert steps[1:3] == ["tiling: dependencies of layer 1 of 2 (conv_a)",
+                          "tiling: dependencies of layer 2 of 2 (conv_b)"]
+    assert steps[3] == "tiled: 2 CNs, 1 dependencies"
+    assert [s.split(",")[0] for s in steps[4:6]] == ["costing: layer 1 of 2 (conv_a)", "costing: layer 2 of 2 (conv_b)"]
+    assert steps[6].startswith("costed: ")
     # the allocator has the simulator judge its answer: one report per finished CN
-    assert steps[3] == "allocating (cpsat, 10 s budget)"
-    assert [s.split(",")[0] for s in steps[4:6]] == ["simulating: 1 of 2 CNs done", "simulating: 2 of 2 CNs done"]
+    assert steps[7] == "allocating (cpsat, 10 s budget)"
+    assert [s.split(",")[0] for s in steps[8:10]] == ["simulating: 1 of 2 CNs done", "simulating: 2 of 2 CNs done"]
     # that simulation is the run's: the end, without simulating again
-    assert steps[6] == "allocated (cpsat)" and steps[7].startswith("simulated: ") and len(steps) == 8
+    assert steps[10] == "allocated (cpsat)" and steps[11].startswith("simulated: ") and len(steps) == 12
     assert main(args + ["-q"]) == 0
     assert capsys.readouterr() == ("", "")
 

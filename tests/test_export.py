@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections import defaultdict
 
 import pytest
@@ -13,7 +14,9 @@ import pytest
 from conftest import INPUTS
 from stream.api import run_detailed
 from stream.cli import main
-from stream.export import to_perfetto, write_events_csv, write_layers_csv
+from stream.export import (read_timeline, to_perfetto, write_events_csv, write_layers_csv, write_links_csv,
+                           write_memory_csv)
+from stream.results import timeline_of
 from test_pipeline import chain  # noqa: F401  (fixture)
 
 
@@ -53,7 +56,8 @@ def test_perfetto_trace_of_the_two_conv_chain(chain):  # noqa: F811
     # the memory counter reaches the peak the result reports
     counters = [e for e in events if e["ph"] == "C"]
     assert {e["name"] for e in counters} == {"core0.sram"}
-    peak = max(e["args"]["weights_bytes"] + e["args"]["other_bytes"] for e in counters)
+    peak = max(sum(e["args"][k] for k in ("weights_bytes", "partial_sums_bytes", "feature_maps_bytes"))
+               for e in counters)
     assert math.ceil(peak) == detail.result.peak_memory_bytes["core0.sram"]
     assert data["otherData"]["latency_cycles"] == 680
 
@@ -98,12 +102,88 @@ def test_csv_tables(chain, tmp_path):  # noqa: F811
         ("conv_a", "0", "88", "376"), ("conv_b", "0", "376", "664")]
 
 
+def test_link_and_memory_tables_and_reading_them_back(chain, tmp_path):  # noqa: F811
+    detail = run_detailed(*chain, mode="fused", cost_model="roofline", allocator="greedy")
+    saved = timeline_of(detail.trace)
+    write_events_csv(detail.trace, tmp_path / "events.csv")
+    write_links_csv(saved, tmp_path / "links.csv")
+    write_memory_csv(saved, tmp_path / "memory.csv")
+    # each transfer holds the bus (link 0) and the DRAM's port: the three reads and the write-back
+    assert (tmp_path / "links.csv").read_text().splitlines() == [
+        "resource,start_cycle,end_cycle,cause,transfer",
+        "link0,0,72,weight_fetch,0", "dram_read,0,72,weight_fetch,0",
+        "link0,72,88,input_fetch,1", "dram_read,72,88,input_fetch,1",
+        "link0,88,160,weight_fetch,2", "dram_read,88,160,weight_fetch,2",
+        "link0,664,680,sink_write,3", "dram_write,664,680,sink_write,3"]
+    # test_pipeline's occupancy steps; weights W_a and W_b (2304 bits each) until their CN ends
+    assert (tmp_path / "memory.csv").read_text().splitlines() == [
+        "memory,cycle,total_bits,weight_bits,partial_sum_bits",
+        "core0.sram,0,6656,4608,0", "core0.sram,376,3840,2304,0", "core0.sram,664,512,0,0", "core0.sram,680,0,0,0"]
+    back = read_timeline(tmp_path, detail.result)
+    for name in ("cn_core", "cn_layer", "cn_start", "cn_end", "busy_resource", "busy_start", "busy_end",
+                 "busy_cause", "busy_transfer"):
+        assert getattr(back, name).tolist() == getattr(saved, name).tolist(), name
+    (memory,), (original,) = back.memories, saved.memories
+    assert (memory.name, memory.cores, memory.memory, memory.capacity_bits) == ("core0.sram", (0,), "sram", 1048576)
+    for name in ("times", "bits", "weight_bits", "partial_bits"):
+        assert getattr(memory, name).tolist() == getattr(original, name).tolist(), name
+    assert back.latency_cycles == 680
+
+
+@pytest.mark.parametrize("file, text, message", [
+    ("memory.csv", None, r"memory.csv: cannot read it .*needs the result.json, events.csv, links.csv and memory.csv"),
+    ("links.csv", "resource,start\n", r"links.csv: line 1 \(header\): expected resource,start_cycle,end_cycle,"
+                                       r"cause,transfer, got 'resource,start'"),
+    ("links.csv", "resource,start_cycle,end_cycle,cause,transfer\nlink0,0,7x,weight_fetch,0\n",
+     r"links.csv: line 2: end_cycle: expected an integer, got '7x'"),
+    ("links.csv", "resource,start_cycle,end_cycle,cause,transfer\nport3,0,7,weight_fetch,0\n",
+     r"links.csv: line 2: resource: expected link<id>, dram_read or dram_write, got 'port3'"),
+    ("memory.csv", "memory,cycle,total_bits,weight_bits,partial_sum_bits\ncore9.sram,0,1,0,0\n",
+     r"memory.csv: line 2: memory: expected a memory of result.json \(core0.sram\), got 'core9.sram'"),
+    ("events.csv", None, r"events.csv: cannot read it"),
+])
+def test_plot_names_the_file_and_line_it_cannot_read(chain, tmp_path, capsys, file, text, message):  # noqa: F811
+    workload, hardware = chain
+    out = tmp_path / "run"
+    assert main(["run", "-q", "-w", str(workload), "-a", str(hardware), "--allocator", "greedy",
+                 "--out", str(out)]) == 0
+    if text is None:
+        (out / file).unlink()
+    else:
+        (out / file).write_text(text)
+    assert main(["plot", str(out / "result.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+
+
+def test_plot_draws_a_saved_run_again(tmp_path, capsys):
+    # the same figures, byte for byte, from the saved files alone (ResNet-18: chunked bus
+    # transfers, DRAM ports, six memories)
+    out = tmp_path / "run"
+    assert main(["run", "-q", "--allocator", "greedy", "--out", str(out), "--window", "0:200000"]) == 0
+    assert main(["plot", "-q", str(out), "--out", str(tmp_path / "again"), "--window", "0:200000"]) == 0
+    assert main(["plot", "-q", str(out / "result.json"), "--out", str(tmp_path / "again")]) == 0
+    for name in ("gantt", "memory", "energy", "utilisation", "gantt-0-200000", "memory-0-200000"):
+        for suffix in ("png", "pdf"):
+            assert (out / f"{name}.{suffix}").read_bytes() == (tmp_path / "again" / f"{name}.{suffix}").read_bytes()
+    assert main(["plot", str(tmp_path / "nowhere.json")]) == 1
+    assert "nowhere.json: cannot read it" in capsys.readouterr().err
+    (tmp_path / "old.json").write_text('{"schema_version": 2}')
+    assert main(["plot", str(tmp_path / "old.json")]) == 1
+    assert "result schema version 2; this version reads 4" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["plot", str(out), "--window", "9:3"])
+    assert "expected FIRST:LAST, two cycles with 0 <= FIRST < LAST, got 9:3" in capsys.readouterr().err
+
+
 def test_run_writes_tables_and_a_perfetto_trace(tmp_path, capsys):
     args = ["run", "-q", "-w", str(INPUTS / "workloads" / "two_conv.yaml"),
             "-a", str(INPUTS / "hardware" / "single_core.yaml"), "--perfetto"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert main(args + ["--out", str(tmp_path / "b")]) == 0
-    for name in ("trace.perfetto.json", "events.csv", "layers.csv"):
+    for name in ("trace.perfetto.json", "events.csv", "layers.csv", "links.csv", "memory.csv", "gantt.pdf",
+                 "memory.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     data = json.loads((tmp_path / "a" / "trace.perfetto.json").read_text())
     result = json.loads((tmp_path / "a" / "result.json").read_text())

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import INPUTS
 from stream.api import run_detailed
-from stream.viz import energy_breakdown, gantt, memory_trace, utilisation
+from stream.results import timeline_of
+from stream.viz import energy_breakdown, figures, gantt, memory_trace, utilisation
 from test_pipeline import chain  # noqa: F401  (fixture)
 
 
@@ -16,7 +17,7 @@ def chain_run(chain):  # noqa: F811
 
 
 def test_memory_trace_marks_the_peak_the_result_reports(chain_run, tmp_path):
-    drawn = memory_trace(chain_run.trace, tmp_path / "memory.pdf")
+    drawn = memory_trace(chain_run.result, timeline_of(chain_run.trace), tmp_path / "memory.pdf")
     r = chain_run.result
     # the chain's one SRAM: peak (2304 + 512 + 1024 + 2304 + 512) / 8 bytes at t = 0; 1,048,576 bits
     assert drawn == {"core0.sram": {"peak_bytes": 832, "capacity_bytes": 131072}}
@@ -42,22 +43,62 @@ def test_energy_breakdown_adds_up(chain_run, tmp_path):
 def test_utilisation_shows_every_compute_core_and_busy_link(chain_run, tmp_path):
     drawn = utilisation(chain_run.result, tmp_path / "utilisation.png")
     # conv_a and conv_b run 88..376 and 376..664 of 680 cycles; the bus carries 72 + 16 + 72 + 16 cycles
-    assert drawn == {"core 0": pytest.approx(576 / 680), "link 0": pytest.approx(176 / 680)}
+    assert drawn == {"core 0 (tiny)": pytest.approx(576 / 680), "bus 0-1 (#0)": pytest.approx(176 / 680)}
 
 
-def test_gantt_rows_are_the_cores_and_links_that_worked(chain_run, tmp_path):
-    drawn = gantt(chain_run.trace, tmp_path / "gantt.png")
-    # one core ran both CNs; the bus carried the four DRAM transfers (0..72, 72..88, 88..160
-    # touch and merge into one bar; 664..680 is another), conv_a and conv_b touch too
-    assert drawn == {"rows": ["core 0 (tiny)", "bus 0-1 (#0)"], "bars": 1 + 1 + 2}
+def test_gantt_rows_are_the_cores_links_and_dram_ports_that_worked(chain_run, tmp_path):
+    drawn = gantt(chain_run.result, timeline_of(chain_run.trace), tmp_path / "gantt.png")
+    # one core ran both CNs (a bar each: two colours); the bus carried the three reads (0..72,
+    # 72..88, 88..160 touch and merge into one bar) and the write-back (664..680), the DRAM's
+    # one port the same as a read and a write: 2 + 2 + 1 + 1 bars
+    assert drawn == {"rows": ["core 0 (tiny)", "bus 0-1 (#0)", "DRAM reads", "DRAM writes"], "bars": 6,
+                     "legend": ["conv_a", "conv_b"]}
+    # zoomed into 300..700: both CNs still show, the reads end before it begins
+    zoom = gantt(chain_run.result, timeline_of(chain_run.trace), tmp_path / "zoom.png", window=(300, 700))
+    assert zoom == {"rows": drawn["rows"], "bars": 2 + 1 + 0 + 1, "legend": ["conv_a", "conv_b"]}
+    # 400..600 is conv_b alone (the legend lists what ran in the window)
+    assert gantt(chain_run.result, timeline_of(chain_run.trace), tmp_path / "z.png",
+                 window=(400, 600))["legend"] == ["conv_b"]
+
+
+def test_memory_trace_stacks_partial_sums_apart(chain, write, tmp_path):  # noqa: F811
+    # conv_a split in two along C (its reduction dim): the first half's output is a partial
+    # sum, 8 x 4 x 4 elements at 16 bits = 2048 bits, held from the load at t = 0 until the
+    # second half, which completes the reduction, ends (620); weights: two halves of W_a
+    # (1152 bits each) and W_b (2304), each freed when its CN ends (332, 620, 908)
+    mapping = write("psum.yaml", """\
+        version: 1
+        layers:
+          - {name: conv_a, core_allocation: [0], intra_core_tiling: ["C, 2"]}
+          - {name: conv_b, core_allocation: [0]}
+    """)
+    detail = run_detailed(*chain, mapping, mode="fused", cost_model="roofline", allocator="greedy")
+    detail.trace.check()
+    (memory,) = detail.trace.memories
+    assert memory.times.tolist() == [0, 332, 620, 908, 924]
+    assert memory.partial_bits.tolist() == [2048, 2048, 0, 0, 0]
+    assert memory.weight_bits.tolist() == [4608, 3456, 2304, 0, 0]
+    drawn = memory_trace(detail.result, timeline_of(detail.trace), tmp_path / "memory.png")
+    assert drawn["core0.sram"]["peak_bytes"] == detail.result.peak_memory_bytes["core0.sram"] == 8192 // 8
+
+
+def test_figures_draw_every_file(chain_run, tmp_path):
+    out = tmp_path / "figures"
+    written = figures(chain_run.result, timeline_of(chain_run.trace), out, formats=("png",))
+    assert written == ["gantt.png", "memory.png", "energy.png", "utilisation.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(written)
+    zoomed = figures(chain_run.result, timeline_of(chain_run.trace), out, window=(0, 100), formats=("pdf",))
+    assert zoomed == ["gantt-0-100.pdf", "memory-0-100.pdf"]
 
 
 def test_gantt_of_a_long_schedule_merges_what_a_pixel_cannot_separate(tmp_path):
     detail = run_detailed(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",
                           INPUTS / "mappings" / "quad_core.yaml", allocator="greedy")
-    drawn = gantt(detail.trace, tmp_path / "gantt.png")
+    drawn = gantt(detail.result, timeline_of(detail.trace), tmp_path / "gantt.png")
     used_links = {l for r in set(detail.trace.transfers.route.tolist()) for l in detail.trace.transfers.routes[r]}
-    assert len(drawn["rows"]) == 6 + len(used_links)  # four compute cores, pooling, SIMD
+    # four compute cores, pooling, SIMD; the links; DRAM's read and write ports
+    assert len(drawn["rows"]) == 6 + len(used_links) + 2
+    assert drawn["legend"] == [l.name for l in detail.result.layers]  # every layer ran
     # depth-first interleaves the layers row by row, so mostly the back-to-back transfer
     # chunks on the links merge: 4,447 bars for 11,374 CN and link events when measured
     t = detail.trace.transfers

@@ -69,6 +69,7 @@ import numpy as np
 from stream.cost.cache import DiskCache, default_cache_dir, digest
 from stream.cost.mapping import SpatialMapping, TemporalMapping
 from stream.hardware.ir import Accelerator, Core
+from stream.progress import Every
 from stream.workload.ir import AxisExpr, Layer
 
 MODELS = ("zigzag", "roofline")
@@ -137,10 +138,14 @@ class CostTable:
             cost = self._lookup(layer_index, partial, spans, core_id)
         return cost
 
-    def fill(self) -> "CostTable":
-        """Cost every distinct (tile shape, candidate core) of the graph now."""
+    def fill(self, progress=None) -> "CostTable":
+        """Cost every distinct (tile shape, candidate core) of the graph now; ``progress``, if
+        given, hears every few seconds how far it is."""
         g = self._cngraph
+        report = Every(progress)
         for layer_index, layer in enumerate(g.workload.layers):
+            report("costing: layer {} of {} ({}), {} distinct tiles so far", layer_index + 1,
+                   len(g.workload.layers), layer.name, len(self))
             cns = g.layer_cns(layer_index)
             if not len(cns):
                 continue
@@ -255,12 +260,13 @@ class CostModel:
             cache_dir = default_cache_dir()
         self.disk = DiskCache(cache_dir, hardware_signature(accelerator)) if cache_dir not in (None, False) else None
 
-    def table(self, cngraph, fill: bool = True) -> CostTable:
+    def table(self, cngraph, fill: bool = True, progress=None) -> CostTable:
         """A cost table for ``cngraph``; with ``fill``, every distinct (tile shape, candidate
-        core) is costed now and new entries are saved to the disk cache."""
+        core) is costed now (``progress`` hears how far) and new entries are saved to the disk
+        cache."""
         table = CostTable(self, cngraph)
         if fill:
-            table.fill()
+            table.fill(progress)
             self.save()
         return table
 

@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from stream.results.timeline import Timeline, timeline_of
 from stream.simulation import CAUSES, OUTPUT, Trace
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Result:
     spills: int  # tensors evicted to DRAM with a write (evictions of data DRAM holds are free)
     core_utilisation: dict  # "core<id>" -> busy cycles / latency
     link_utilisation: dict  # "link<id>" -> busy cycles / latency
+    core_names: dict  # "core<id>" -> the core's name, for every compute core
+    link_names: dict  # "link<id>" -> "bus 0-1-2-3" or "link 0-4": kind and the cores it joins
     num_cns: int
     num_edges: int
     layers: tuple[LayerSummary, ...]
@@ -149,7 +152,9 @@ def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | N
         peak_memory_bytes=peak, peak_activation_bytes=activations, memory_capacity_bytes=capacity,
         dram_traffic_bytes={"read": _bytes(t.bits[reads].sum()), "write": _bytes(t.bits[writes].sum())},
         traffic_bytes=traffic, spills=int(t.of("spill").sum()), core_utilisation=utilisation,
-        link_utilisation=links, num_cns=g.num_cns, num_edges=g.num_edges, layers=tuple(layers),
+        link_utilisation=links, core_names={f"core{c.id}": c.name for c in acc.cores if c.is_compute},
+        link_names={f"link{l.id}": f"{l.kind} {'-'.join(map(str, l.cores))}" for l in acc.links},
+        num_cns=g.num_cns, num_edges=g.num_edges, layers=tuple(layers),
         warnings=tuple(warnings), cost_model=dict(cost_model or {}), allocation=_allocation(trace.allocation),
     )
 
@@ -210,3 +215,7 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+__all__ = ["COMPARED", "SCHEMA_VERSION", "LayerSummary", "Result", "Timeline", "comparison", "summarize",
+           "timeline_of", "write_atomic"]

@@ -32,7 +32,7 @@ from stream.allocation import Allocation
 from stream.cost import CostTable
 from stream.errors import StreamError
 from stream.hardware.ir import Accelerator
-from stream.simulation.memory import ABSENT, COMING, RESIDENT, SPILLING, Pool, Tensor
+from stream.simulation.memory import ABSENT, COMING, FEATURES, PARTIALS, RESIDENT, SPILLING, WEIGHTS, Pool, Tensor
 from stream.simulation.network import CHUNK_CYCLES, Network
 from stream.simulation.order import ranks
 from stream.simulation.trace import CAUSE, EXTERNAL, OUTPUT, MemoryTimeline, Trace, Transfers
@@ -82,6 +82,7 @@ class Engine:
         self.phase = bytearray(n)  # _UNLOADED, _LOADED, _DONE per CN
         self.layer = h.layer.tolist()
         self.out_bits = h.out_bits.tolist()
+        self.out_share = np.where(h.completes, FEATURES, PARTIALS).tolist()  # a partial sum until its last tile
         self._pools(acc)
         self._edges(h, core)
         self._externals(h, core)
@@ -344,7 +345,7 @@ class Engine:
     # -- tensors -------------------------------------------------------------------
     def allocate(self, t: Tensor) -> None:
         t.state = COMING
-        t.pool.change(self.now, t.bits, t.weight)
+        t.pool.change(self.now, t.bits, t.share)
         t.pool.tensors[t.key] = t
 
     def release(self, t: Tensor, uses: int = 1) -> None:
@@ -366,7 +367,7 @@ class Engine:
             return  # the spill's end frees the space and forgets it
         if t.state != ABSENT:
             pool = t.pool
-            pool.change(self.now, -t.bits, t.weight)
+            pool.change(self.now, -t.bits, t.share)
             del pool.tensors[t.key]
             if pool.blocked:
                 self.kick_pool(pool)
@@ -449,7 +450,7 @@ class Engine:
     def spill(self, t: Tensor) -> None:
         """Evict ``t`` (resident, unpinned) to DRAM, writing it there first unless DRAM has it."""
         if t.in_dram:
-            t.pool.change(self.now, -t.bits, t.weight)
+            t.pool.change(self.now, -t.bits, t.share)
             del t.pool.tensors[t.key]
             t.state = ABSENT
             self.kick_pool(t.pool)
@@ -458,7 +459,7 @@ class Engine:
         src = t.pool.cores[0] if not t.home else self.core[t.data]
 
         def written():
-            t.pool.change(self.now, -t.bits, t.weight)
+            t.pool.change(self.now, -t.bits, t.share)
             del t.pool.tensors[t.key]
             t.in_dram = True
             t.state = ABSENT
@@ -483,13 +484,14 @@ class Engine:
         """The tensor of a copy or external key (keys below n are outputs, made by _commit)."""
         r = key - self.n
         if r < self.n_copies:
-            t = Tensor(key, OUTPUT, self.copy_src[r], self.pools[self.copy_pool[r]], self.copy_bits[r],
-                       self.copy_refs[r], False, self.copy_via[r])
+            src = self.copy_src[r]
+            t = Tensor(key, OUTPUT, src, self.pools[self.copy_pool[r]], self.copy_bits[r],
+                       self.copy_refs[r], False, self.copy_via[r], self.out_share[src])
         else:
             r -= self.n_copies
             data = self.ext_data[r]
             t = Tensor(key, EXTERNAL, data, self.pools[self.ext_pool[r]], self.ext_bits[data], self.ext_refs[r],
-                       False, False, self.ext_weight[data])
+                       False, False, WEIGHTS if self.ext_weight[data] else FEATURES)
         self.tensors[key] = t
         return t
 
@@ -619,7 +621,7 @@ class Engine:
                 t.waiters.append(x)
                 if state == ABSENT:
                     t.state = COMING
-                    t.pool.change(now, t.bits, t.weight)
+                    t.pool.change(now, t.bits, t.share)
                     t.pool.tensors[t.key] = t
                     self.fetch(t, x)  # lands in a later event, never before this returns
         if order_only:
@@ -633,7 +635,8 @@ class Engine:
             self.on_done(p, lambda: self.satisfy(x))
         out = None
         if out_bits:
-            out = self.tensors[x] = Tensor(x, OUTPUT, x, out_pool, out_bits, self.out_refs[x], True)
+            out = self.tensors[x] = Tensor(x, OUTPUT, x, out_pool, out_bits, self.out_refs[x], True,
+                                           share=self.out_share[x])
             if x not in streamed:
                 self.allocate(out)
                 out.pins = 1
@@ -849,7 +852,7 @@ class Engine:
             dram_energy_pj=c[12], routes=tuple(self.net.routes),
             chunks=np.frombuffer(self.chunk_log, dtype=np.int64).reshape(-1, 3).copy())
         memories = tuple(MemoryTimeline(p.name, p.cores, p.memory, p.capacity, _array(p.times), _array(p.bits),
-                                        _array(p.weight_times), _array(p.weight_bits)) for p in self.pools)
+                                        _array(p.weight_bits), _array(p.partial_bits)) for p in self.pools)
         return Trace(cngraph=self.g, allocation=self.alloc, accelerator=self.acc, policy=self.policy,
                      start=_array(self.start)[self.rank], end=_array(self.end)[self.rank],
                      ready=_array(self.ready_at)[self.rank],
@@ -865,6 +868,7 @@ class _Numbered:
         n = g.num_cns
         self.num_cns, self.externals = n, g.externals
         self.layer, self.group, self.out_bits = g.layer[original], g.group[original], g.out_bits[original]
+        self.completes = g.completes[original]
         # edges stay grouped by consumer, the groups in the new order (no sort needed)
         counts = np.diff(g.in_ptr)[original]
         by_dst = concatenated_ranges(g.in_ptr[:-1][original], counts)

@@ -9,6 +9,9 @@ from stream.simulation.trace import EXTERNAL
 # tensor states: not in memory (never brought, or evicted), space reserved and data on
 # its way (a transfer, or its producer computing), in memory, being written out to DRAM
 ABSENT, COMING, RESIDENT, SPILLING = range(4)
+# what a tensor holds, for the occupancy breakdown: feature maps (activations, network
+# inputs and outputs), a layer's weights, partial sums of an unfinished reduction
+FEATURES, WEIGHTS, PARTIALS = range(3)
 
 
 class Tensor:
@@ -21,13 +24,13 @@ class Tensor:
     """
 
     __slots__ = ("key", "kind", "data", "pool", "bits", "refs", "pins", "state", "in_dram", "fetched",
-                 "home", "via", "weight", "waiters", "after_spill", "mark")
+                 "home", "via", "share", "waiters", "after_spill", "mark")
 
     def __init__(self, key: int, kind: int, data: int, pool: "Pool", bits: int, refs: int,
-                 home: bool = False, via: bool = False, weight: bool = False):
+                 home: bool = False, via: bool = False, share: int = FEATURES):
         self.key, self.kind, self.data, self.pool, self.bits = key, kind, data, pool, bits
         self.home, self.via = home, via
-        self.weight = weight  # a layer's weights (tracked apart, to tell weights from feature maps)
+        self.share = share  # FEATURES, WEIGHTS or PARTIALS: which part of the occupancy it counts in
         self.refs = refs  # uses left in this memory: consumer CNs, outgoing copies, the write-back
         self.pins = 0  # loaded CNs and running transfers that need it now
         self.state = ABSENT
@@ -43,31 +46,29 @@ class Tensor:
 class Pool:
     """One on-chip memory: capacity, occupancy over time, who loads into it."""
 
-    __slots__ = ("index", "name", "memory", "cores", "capacity", "used", "times", "bits", "tensors", "blocked",
-                 "weights", "weight_times", "weight_bits", "last")
+    __slots__ = ("index", "name", "memory", "cores", "capacity", "used", "parts", "times", "bits", "weight_bits",
+                 "partial_bits", "tensors", "blocked", "last")
 
     def __init__(self, index: int, name: str, memory: str, cores: tuple[int, ...], capacity: int):
         self.index, self.name, self.memory, self.cores, self.capacity = index, name, memory, cores, capacity
         self.used = 0
-        self.times, self.bits = array("q"), array("q")
+        self.parts = [0, 0, 0]  # of ``used``: feature maps, weights, partial sums
+        # the occupancy step function: from each time on (to the next), bits in total and
+        # of weights and of partial sums
+        self.times, self.bits, self.weight_bits, self.partial_bits = array("q"), array("q"), array("q"), array("q")
         self.last = -1  # the last time in ``times``
-        self.weights = 0  # of which weights
-        self.weight_times, self.weight_bits = array("q"), array("q")
         self.tensors: dict[int, Tensor] = {}  # resident or arriving, by key
         self.blocked: set[int] = set()  # cores whose loader waits for room here
 
-    def change(self, now: int, delta: int, weight: bool = False) -> None:
+    def change(self, now: int, delta: int, share: int = FEATURES) -> None:
         self.used += delta
-        if self.last == now:
-            self.bits[-1] = self.used  # several changes in one cycle: keep where it ends
+        parts = self.parts
+        parts[share] += delta
+        if self.last == now:  # several changes in one cycle: keep where it ends
+            self.bits[-1], self.weight_bits[-1], self.partial_bits[-1] = self.used, parts[WEIGHTS], parts[PARTIALS]
         else:
             self.last = now
             self.times.append(now)
             self.bits.append(self.used)
-        if weight:
-            self.weights += delta
-            if self.weight_times and self.weight_times[-1] == now:
-                self.weight_bits[-1] = self.weights
-            else:
-                self.weight_times.append(now)
-                self.weight_bits.append(self.weights)
+            self.weight_bits.append(parts[WEIGHTS])
+            self.partial_bits.append(parts[PARTIALS])

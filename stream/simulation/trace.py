@@ -83,24 +83,19 @@ class MemoryTimeline:
     cores: tuple[int, ...]
     memory: str
     capacity_bits: int
-    times: np.ndarray  # cycles, non-decreasing; the occupancy holds from each time to the next
-    bits: np.ndarray
-    weight_times: np.ndarray  # the part of it that holds weights, likewise
-    weight_bits: np.ndarray
+    times: np.ndarray  # cycles, increasing; each occupancy holds from its time to the next
+    bits: np.ndarray  # in total
+    weight_bits: np.ndarray  # of which layers' weights
+    partial_bits: np.ndarray  # of which partial sums (the rest: feature maps and copies in flight)
 
     @property
     def peak_bits(self) -> int:
         return int(self.bits.max()) if self.bits.size else 0
 
-    def weights_at(self, times: np.ndarray) -> np.ndarray:
-        """Bits of weights held at each of ``times``."""
-        i = np.searchsorted(self.weight_times, times, side="right") - 1
-        return np.where(i >= 0, self.weight_bits[np.maximum(i, 0)], 0) if self.weight_bits.size else np.zeros_like(times)
-
     @property
     def peak_activation_bits(self) -> int:
         """Peak of everything but weights: feature maps, partial sums, copies in flight."""
-        return int((self.bits - self.weights_at(self.times)).max()) if self.bits.size else 0
+        return int((self.bits - self.weight_bits).max()) if self.bits.size else 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,6 +144,9 @@ class Trace:
             assert np.all(memory.bits >= 0), f"{memory.name}: occupancy below zero"
             assert np.all(memory.bits <= memory.capacity_bits), f"{memory.name}: occupancy above capacity"
             assert memory.bits.size == 0 or memory.bits[-1] == 0, f"{memory.name}: memory not freed at the end"
+            parts = (memory.weight_bits >= 0) & (memory.partial_bits >= 0)
+            assert np.all(parts & (memory.weight_bits + memory.partial_bits <= memory.bits)), \
+                f"{memory.name}: weights and partial sums do not fit in the occupancy"
         assert np.all(t.end >= t.start) and np.all(t.bits > 0), "an empty or backwards transfer"
         # every transfer that brought data for a CN ended before it started (streams: before it ended)
         for_cn = t.cn >= 0

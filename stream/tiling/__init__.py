@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.mapping import LayerPlan
+from stream.progress import Every
 from stream.tiling.deps import AxisReads, data_edges
 from stream.tiling.grid import LayerGrid, layer_grid
 from stream.workload.ir import DimKind, Layer, Role, Workload
@@ -124,7 +125,9 @@ class CNGraph:
         return graph
 
 
-def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused") -> CNGraph:
+def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused", progress=None) -> CNGraph:
+    """The CN graph of ``workload`` under ``plans``; ``progress(message)``, if given, hears
+    every few seconds which layer's dependencies are being worked out."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     fused = mode == "fused"
@@ -153,8 +156,10 @@ def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused") -
     out_bits = np.empty(n, dtype=np.int64)
     src, dst, bits, kind = [], [], [], []
     notes: list[str] = []
+    report = Every(progress)
     for grid in grids:
         layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)
+        report("tiling: dependencies of layer {} of {} ({})", grid.index + 1, len(grids), layer.name)
         partial = layer.output.partial_precision or layer.output.precision
         out_bits[cns] = out_elements[cns] * np.where(completes[cns], layer.output.precision, partial)
         for chain_kind, (s, d) in _chains(grid):

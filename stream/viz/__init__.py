@@ -1,4 +1,6 @@
-"""Figures of a simulated run (matplotlib; PNG, or vector PDF with embedded TrueType fonts)."""
+"""Figures of a simulated run (matplotlib; PNG, or vector PDF with embedded TrueType fonts),
+drawn from its :class:`~stream.results.Result` and :class:`~stream.results.Timeline`, which
+`stream plot` reads back from the files of `stream run --out`, so no figure needs the trace."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import io
 import math
 import os
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -13,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from stream.results.timeline import DRAM_READ, DRAM_WRITE  # noqa: E402
 from stream.simulation import CAUSES  # noqa: E402
 
 
@@ -29,100 +33,153 @@ def layer_colors(names: list[str]) -> dict[str, tuple]:
     return {name: cmap(i / (len(names) - 1)) for i, name in enumerate(names)}
 
 
-def gantt(trace, path: str | os.PathLike) -> dict:
-    """A row per core that ran CNs (coloured by layer) and per link that carried data
-    (transfers grey, spills and re-fetches red). Bars of one colour closer than a pixel
-    merge, so a schedule of a million CNs draws as fast as it reads. Returns the rows and
-    the number of bars drawn."""
-    g, acc = trace.cngraph, trace.accelerator
-    names = [l.name for l in g.workload.layers]
+Window = Optional[tuple[int, int]]  # (first cycle, last cycle) of a zoomed view; None: the whole run
+
+LINK_COLOR, SPILL_COLOR = "0.55", "tab:red"
+KIND_COLORS = {"weights": "tab:blue", "partial sums": "tab:green", "feature maps": "tab:orange"}
+
+
+def gantt(result, timeline, path: str | os.PathLike, window: Window = None) -> dict:
+    """A row per core that ran CNs (coloured by layer), per link that carried data and per
+    DRAM port (reads, writes) that was used: transfers grey, spills and re-fetches red.
+    ``window`` zooms into a range of cycles. Bars of one colour closer than a pixel merge,
+    so a schedule of a million CNs draws as fast as it reads. Returns the rows, the number
+    of bars drawn and the layers in the legend (those that ran in the window)."""
+    names = [l.name for l in result.layers]
     colors = layer_colors(names)
-    used_cores = set(np.unique(trace.allocation.core).tolist())
-    rows: list[str] = [f"core {c.id} ({c.name})" for c in acc.cores if c.id in used_cores]
-    link_rows = [f"{l.kind} {'-'.join(map(str, l.cores[:4]))}{'-...' if len(l.cores) > 4 else ''} (#{l.id})"
-                 for l in acc.links]
-    t = trace.transfers
-    own = ~t.shared  # multicast riders occupy no link time of their own
-    used_links = sorted({l for r in np.unique(t.route[own]).tolist() for l in t.routes[r]})
-    rows += [link_rows[l] for l in used_links]
-    index = {row: i for i, row in enumerate(rows)}
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.5))
+    lo, hi = window or (0, max(timeline.latency_cycles, 1))
+    pixel = (hi - lo) / 3000  # about a pixel of the saved figure
+    rows: list[str] = []
+    index: dict[tuple[str, int], int] = {}
+    for core in np.unique(timeline.cn_core).tolist():
+        index["core", core] = len(rows)
+        rows.append(f"core {core} ({result.core_names.get(f'core{core}', '?')})")
+    resources = np.unique(timeline.busy_resource).tolist()
+    for resource in sorted(resources, key=lambda r: (r < 0, -r if r < 0 else r)):  # links, then DRAM ports
+        index["link", resource] = len(rows)
+        rows.append({DRAM_READ: "DRAM reads", DRAM_WRITE: "DRAM writes"}.get(
+            resource, f"{result.link_names.get(f'link{resource}', 'link')} (#{resource})"))
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.8))
     # one broken_barh per (row, colour): thousands of bars draw in one call each
-    bars: dict[tuple[int, object, float], list[tuple[int, int]]] = {}
-    for cn in range(g.num_cns):
-        core = acc.core(int(trace.allocation.core[cn]))
-        key = (index[f"core {core.id} ({core.name})"], colors[names[g.layer[cn]]], 0.8)
-        bars.setdefault(key, []).append((int(trace.start[cn]), int(trace.end[cn] - trace.start[cn])))
-    spill = np.isin(t.cause, [CAUSES.index("spill"), CAUSES.index("refetch")])
-    for row in np.flatnonzero(own).tolist():
-        color = "tab:red" if spill[row] else "0.55"
-        for start, end in t.spans(row):  # a long transfer holds its links chunk by chunk
-            for l in t.routes[int(t.route[row])]:
-                bars.setdefault((index[link_rows[l]], color, 0.6), []).append((start, end - start))
-    pixel = max(trace.latency_cycles, 1) / 3000  # about a pixel of the saved figure
+    bars: dict[tuple[int, object, float], np.ndarray] = {}
+    seen = _inside(timeline.cn_start, timeline.cn_end, lo, hi)
+    for core in np.unique(timeline.cn_core[seen]).tolist():
+        on_core = seen & (timeline.cn_core == core)
+        for layer in np.unique(timeline.cn_layer[on_core]).tolist():
+            cns = on_core & (timeline.cn_layer == layer)
+            bars[index["core", core], colors[names[layer]], 0.8] = np.stack(
+                [timeline.cn_start[cns], timeline.cn_end[cns]], axis=1)
+    spill = np.isin(timeline.busy_cause, [CAUSES.index("spill"), CAUSES.index("refetch")])
+    shown = _inside(timeline.busy_start, timeline.busy_end, lo, hi)
+    for resource in resources:
+        held = shown & (timeline.busy_resource == resource)
+        for color, mask in ((LINK_COLOR, held & ~spill), (SPILL_COLOR, held & spill)):
+            if mask.any():
+                bars[index["link", resource], color, 0.6] = np.stack(
+                    [timeline.busy_start[mask], timeline.busy_end[mask]], axis=1)
     drawn = 0
     for (row, color, height), spans in bars.items():
-        merged = _merge(spans, pixel)
+        merged = _merge(np.clip(spans, lo, hi), pixel)
         drawn += len(merged)
         ax.broken_barh(merged, (row - height / 2, height), facecolors=color, edgecolor="none")
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(lo, hi)
     ax.set_xlabel("time (cycles)")
-    ax.set_title(f"{g.workload.name} on {acc.name} ({g.mode})", fontsize=10)
-    shown = names if len(names) <= 20 else names[:20]
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[n]) for n in shown]
-    ax.legend(handles, shown, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1),
-              title="layers" if len(names) <= 20 else "first 20 layers", title_fontsize=7)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 5))
+    zoom = f", cycles {lo:,} to {hi:,}" if window else ""
+    ax.set_title(f"{result.workload} on {result.hardware} ({result.mode}{zoom})", fontsize=10)
+    legend = [names[l] for l in sorted(set(timeline.cn_layer[seen].tolist()))]
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[n]) for n in legend]
+    handles += [plt.Rectangle((0, 0), 1, 1, color=LINK_COLOR), plt.Rectangle((0, 0), 1, 1, color=SPILL_COLOR)]
+    columns = 1 + (len(legend) + 2) // 24  # at most about 24 entries a column
+    ax.legend(handles, legend + ["transfer", "spill, re-fetch"], fontsize=6, loc="upper left",
+              bbox_to_anchor=(1.01, 1), ncol=columns, title="layers", title_fontsize=7, frameon=False)
     fig.tight_layout()
     _save(fig, path)
-    return {"rows": rows, "bars": drawn}
+    return {"rows": rows, "bars": drawn, "legend": legend}
 
 
-def _merge(spans: list[tuple[int, int]], gap: float) -> list[tuple[int, int]]:
-    """(start, width) spans with those less than ``gap`` apart joined."""
-    out: list[list[int]] = []
-    for start, width in sorted(spans):
-        if out and start - (out[-1][0] + out[-1][1]) < gap:
-            out[-1][1] = max(out[-1][1], start + width - out[-1][0])
-        else:
-            out.append([start, width])
-    return [(s, w) for s, w in out]
+def _inside(start: np.ndarray, end: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Spans that show in [lo, hi] (an instant at lo or hi included)."""
+    return (end >= lo) & (start <= hi)
 
 
-def memory_trace(trace, path: str | os.PathLike) -> dict[str, dict]:
-    """Occupancy over time of every on-chip memory that held anything: weights and the
-    rest (feature maps, partial sums, copies in flight) stacked, the capacity dashed and
-    the peak marked. Returns what it drew per memory: peak and capacity in bytes."""
-    memories = [m for m in trace.memories if m.peak_bits > 0]
-    end = max(trace.latency_cycles, 1)
-    fig, axes = plt.subplots(max(len(memories), 1), 1, figsize=(10, 1.5 * max(len(memories), 1) + 1),
+def _merge(spans: np.ndarray, gap: float) -> list[tuple[int, int]]:
+    """(start, width) of (start, end) spans, those less than ``gap`` apart joined."""
+    if not len(spans):
+        return []
+    order = np.lexsort((spans[:, 1], spans[:, 0]))
+    start, end = spans[order, 0], spans[order, 1]
+    reach = np.maximum.accumulate(end)  # the end of the bar so far
+    first = np.flatnonzero(np.r_[True, start[1:] - reach[:-1] >= gap])
+    begin, finish = start[first], np.maximum.reduceat(end, first)
+    return list(zip(begin.tolist(), (finish - begin).tolist()))
+
+
+def memory_trace(result, timeline, path: str | os.PathLike, window: Window = None) -> dict[str, dict]:
+    """Occupancy over time of every on-chip memory that held anything, stacked by kind
+    (weights, partial sums, feature maps and copies in flight), the capacity dashed and
+    the peak marked. ``window`` zooms into a range of cycles. Returns what it drew per
+    memory: peak and capacity in bytes (the peak of the whole run, as in the result)."""
+    memories = [m for m in timeline.memories if m.peak_bits > 0]
+    lo, hi = window or (0, max(timeline.latency_cycles, 1))
+    pixels = 3000
+    fig, axes = plt.subplots(max(len(memories), 1), 1, figsize=(10, 1.5 * max(len(memories), 1) + 1.2),
                              sharex=True, squeeze=False)
     drawn = {}
     for ax, m in zip(axes[:, 0], memories):
-        times = np.append(m.times, end)
-        weights = m.weights_at(m.times) / 8192
-        total = m.bits / 8192
-        ax.fill_between(times[:-1], 0, weights, step="post", color="tab:blue", alpha=0.6, linewidth=0,
-                        label="weights")
-        ax.fill_between(times[:-1], weights, total, step="post", color="tab:orange", alpha=0.6, linewidth=0,
-                        label="feature maps, partial sums")
-        ax.axhline(m.capacity_bits / 8192, color="0.3", linestyle="--", linewidth=0.8, label="capacity")
+        steps, total, weights, partials = _envelope(m, lo, hi, pixels)
+        times = np.append(steps, max(hi, int(steps[-1])))  # the last step holds to the end
+        kib = 8 * 1024
+        layers = {"weights": weights / kib, "partial sums": partials / kib,
+                  "feature maps": (total - weights - partials) / kib}
+        bottom = np.zeros(steps.size)
+        for kind, values in layers.items():
+            ax.stairs(bottom + values, times, baseline=bottom, fill=True, color=KIND_COLORS[kind], alpha=0.7,
+                      linewidth=0, label=kind)
+            bottom = bottom + values
+        capacity = m.capacity_bits / kib
+        ax.axhline(capacity, color="0.3", linestyle="--", linewidth=0.8, label="capacity")
         peak = int(np.argmax(m.bits))
-        ax.plot([m.times[peak]], [total[peak]], "v", color="tab:red", markersize=5, label="peak")
-        ax.annotate(f"peak {total[peak]:,.1f} KiB", (m.times[peak], total[peak]), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
-        ax.set_ylim(0, max(m.capacity_bits / 8192, total[peak]) * 1.15)
+        top = m.bits[peak] / kib
+        if lo <= m.times[peak] <= hi:
+            ax.plot([m.times[peak]], [top], "v", color="tab:red", markersize=5, label="peak")
+            ax.annotate(f"peak {top:,.1f} KiB", (m.times[peak], top), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+        ax.set_ylim(0, max(capacity, top) * 1.2)
         ax.set_ylabel(f"{m.name}\n(KiB)", fontsize=7)
         ax.tick_params(labelsize=7)
         drawn[m.name] = {"peak_bytes": math.ceil(m.peak_bits / 8), "capacity_bytes": m.capacity_bits // 8}
-    axes[0, 0].legend(fontsize=6, loc="upper right", ncol=4)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper right", ncol=len(labels), frameon=False,
+               bbox_to_anchor=(0.99, 0.995))
     axes[-1, 0].set_xlabel("time (cycles)")
-    axes[-1, 0].set_xlim(0, end)
-    fig.suptitle(f"on-chip memory: {trace.cngraph.workload.name} on {trace.accelerator.name} "
-                 f"({trace.cngraph.mode})", fontsize=10)
+    axes[-1, 0].set_xlim(lo, hi)
+    axes[-1, 0].ticklabel_format(axis="x", style="sci", scilimits=(-3, 5))
+    zoom = f", cycles {lo:,} to {hi:,}" if window else ""
+    fig.suptitle(f"on-chip memory: {result.workload} on {result.hardware} ({result.mode}{zoom})", fontsize=10,
+                 x=0.01, ha="left")
     fig.tight_layout()
     _save(fig, path)
     return drawn
+
+
+def _envelope(m, lo: int, hi: int, pixels: int) -> tuple[np.ndarray, ...]:
+    """The occupancy steps of ``m`` to draw over [lo, hi] (from the one in force at ``lo``):
+    all of them when they are few, else the highest in each pixel, so peaks stay visible
+    in a run of millions of steps."""
+    first = max(int(np.searchsorted(m.times, lo, side="right")) - 1, 0)
+    last = max(int(np.searchsorted(m.times, hi, side="right")), first + 1)
+    columns = tuple(c[first:last] for c in (m.times, m.bits, m.weight_bits, m.partial_bits))
+    if columns[0].size <= 4 * pixels:
+        return columns
+    times, bits = columns[0], columns[1]
+    pixel = max((hi - lo) / pixels, 1.0)
+    column = np.floor((np.maximum(times, lo) - lo) / pixel).astype(np.int64)
+    order = np.lexsort((-bits, column))  # per pixel column, the highest step first
+    keep = np.sort(order[np.r_[True, column[order][1:] != column[order][:-1]]])
+    return tuple(c[keep] for c in columns)
 
 
 def energy_breakdown(result, path: str | os.PathLike) -> dict[str, dict]:
@@ -162,15 +219,16 @@ def energy_breakdown(result, path: str | os.PathLike) -> dict[str, dict]:
 
 def utilisation(result, path: str | os.PathLike) -> dict[str, float]:
     """Busy share of the run per compute core and per link or bus that carried data."""
-    rows = {f"core {k[4:]}": v for k, v in result.core_utilisation.items()}
-    rows |= {f"link {k[4:]}": v for k, v in result.link_utilisation.items() if v > 0}
+    rows = {f"core {k[4:]} ({result.core_names.get(k, '?')})": v for k, v in result.core_utilisation.items()}
+    rows |= {f"{result.link_names.get(k, 'link')} (#{k[4:]})": v
+             for k, v in result.link_utilisation.items() if v > 0}
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    ax.barh(y, [100 * v for v in rows.values()],
-            color=["tab:blue" if k.startswith("core") else "0.55" for k in rows])
+    cores = len(result.core_utilisation)
+    ax.barh(y, [100 * v for v in rows.values()], color=["tab:blue"] * cores + [LINK_COLOR] * (len(rows) - cores))
     ax.set_yticks(y, list(rows), fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(0, 100)
+    ax.set_xlim(0, 110)
     ax.set_xlabel("busy (% of the latency)")
     for i, v in enumerate(rows.values()):
         ax.text(100 * v + 1, i, f"{100 * v:.1f} %", va="center", fontsize=6)
@@ -178,6 +236,29 @@ def utilisation(result, path: str | os.PathLike) -> dict[str, float]:
     fig.tight_layout()
     _save(fig, path)
     return rows
+
+
+FIGURES = ("gantt", "memory", "energy", "utilisation")
+
+
+def figures(result, timeline, directory: str | os.PathLike, window: Window = None,
+            formats: tuple[str, ...] = ("png", "pdf")) -> list[str]:
+    """Every figure of a run into ``directory``, each in every format: ``gantt``, ``memory``,
+    ``energy`` and ``utilisation``; with ``window`` only the Gantt chart and memory trace
+    of that range, as ``gantt-<first>-<last>`` and ``memory-<first>-<last>``. Returns the
+    file names written."""
+    directory = Path(directory)
+    written = []
+    suffix = f"-{window[0]}-{window[1]}" if window else ""
+    for fmt in formats:
+        gantt(result, timeline, directory / f"gantt{suffix}.{fmt}", window)
+        memory_trace(result, timeline, directory / f"memory{suffix}.{fmt}", window)
+        written += [f"gantt{suffix}.{fmt}", f"memory{suffix}.{fmt}"]
+        if not window:
+            energy_breakdown(result, directory / f"energy.{fmt}")
+            utilisation(result, directory / f"utilisation.{fmt}")
+            written += [f"energy.{fmt}", f"utilisation.{fmt}"]
+    return written
 
 
 def comparison(results: dict, path: str | os.PathLike) -> dict[str, dict]:
