@@ -267,12 +267,13 @@ def comparison(results: dict, path: str | os.PathLike) -> dict[str, dict]:
     partial sums alone). Returns the drawn values."""
     labels = list(results)
     x = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 4, figsize=(12, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(12, 4))
     drawn: dict[str, dict] = {"latency_cycles": {}, "energy_pj": {}, "dram_bytes": {}, "peak_bytes": {}}
     latency = [results[l].latency_cycles for l in labels]
     axes[0].bar(x, latency, color="tab:blue")
     axes[0].set_title("latency (cycles)", fontsize=9)
     drawn["latency_cycles"] = dict(zip(labels, latency))
+    _ratios(axes[0], x, latency)
     bottom = np.zeros(len(labels))
     for part, color in zip(("mac", "onchip_memory", "offchip_memory", "interconnect"),
                            ("tab:green", "tab:blue", "tab:red", "tab:purple")):
@@ -280,34 +281,48 @@ def comparison(results: dict, path: str | os.PathLike) -> dict[str, dict]:
         axes[1].bar(x, values, bottom=bottom, color=color, label=part.replace("_", " "))
         bottom += values
     axes[1].set_title("energy (uJ)", fontsize=9)
-    axes[1].legend(fontsize=6)
     drawn["energy_pj"] = {l: results[l].energy_pj["total"] for l in labels}
+    _ratios(axes[1], x, bottom)
     reads = np.array([results[l].dram_traffic_bytes["read"] / 2**20 for l in labels])
     writes = np.array([results[l].dram_traffic_bytes["write"] / 2**20 for l in labels])
     axes[2].bar(x, reads, color="tab:red", label="read")
     axes[2].bar(x, writes, bottom=reads, color="tab:orange", label="write")
     axes[2].set_title("DRAM traffic (MiB)", fontsize=9)
-    axes[2].legend(fontsize=6)
     drawn["dram_bytes"] = {l: results[l].dram_traffic_bytes["read"] + results[l].dram_traffic_bytes["write"]
                            for l in labels}
+    _ratios(axes[2], x, reads + writes)
+    peaks = []
     for i, l in enumerate(labels):
         r = results[l]
         busiest = max(r.peak_memory_bytes, key=lambda k: (r.peak_memory_bytes[k], k))
         peak, features = r.peak_memory_bytes[busiest], r.peak_activation_bytes[busiest]
-        axes[3].bar(i - 0.2, peak / 1024, width=0.4, color="tab:blue", label="all" if i == 0 else None)
+        axes[3].bar(i - 0.2, peak / 1024, width=0.4, color="tab:blue", label="all data" if i == 0 else None)
         axes[3].bar(i + 0.2, features / 1024, width=0.4, color="tab:orange",
-                    label="feature maps, partial sums" if i == 0 else None)
+                    label="without weights" if i == 0 else None)
         drawn["peak_bytes"][l] = peak
+        peaks.append(peak / 1024)
     axes[3].set_title("peak of the busiest memory (KiB)", fontsize=9)
-    axes[3].legend(fontsize=6)
+    _ratios(axes[3], x - 0.2, peaks)
     for ax in axes:
         ax.set_xticks(x, labels, fontsize=7, rotation=15)
         ax.tick_params(axis="y", labelsize=7)
+        if ax.get_legend_handles_labels()[0]:  # below the axes: it never hides a bar
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     first = results[labels[0]]
-    fig.suptitle(f"{first.workload}: " + " vs ".join(labels), fontsize=10)
+    fig.suptitle(f"{first.workload}: " + " vs ".join(labels) + f" (ratios to {labels[0]})", fontsize=10)
     fig.tight_layout()
     _save(fig, path)
     return drawn
+
+
+def _ratios(ax, x, values) -> None:
+    """Each bar's value relative to the first's, above it; head room for the labels."""
+    values = np.asarray(values, dtype=float)
+    for i in range(1, len(values)):
+        if values[0]:
+            ax.annotate(f"{values[i] / values[0]:.2f}x", (x[i], values[i]), textcoords="offset points",
+                        xytext=(0, 2), ha="center", fontsize=7)
+    ax.set_ylim(0, max(values.max(), ax.get_ylim()[1]) * 1.12 if values.size else 1)
 
 
 def _save(fig, path: str | os.PathLike) -> None:
