@@ -7,7 +7,7 @@ import pytest
 from conftest import INPUTS
 from stream.api import run_detailed
 from stream.results import timeline_of
-from stream.viz import energy_breakdown, figures, gantt, memory_trace, utilisation
+from stream.viz import comparison, energy_breakdown, figures, gantt, memory_trace, utilisation
 from test_pipeline import chain  # noqa: F401  (fixture)
 
 
@@ -105,3 +105,15 @@ def test_gantt_of_a_long_schedule_merges_what_a_pixel_cannot_separate(tmp_path):
     events = detail.cngraph.num_cns + sum(len(t.spans(row)) * len(t.routes[int(t.route[row])])
                                           for row in range(len(t)) if not t.shared[row])
     assert drawn["bars"] < 0.5 * events
+
+
+def test_comparison_draws_each_run_side_by_side(chain, chain_run, tmp_path):  # noqa: F811
+    # test_pipeline's hand-worked chain: fused 680 cycles, layer by layer 744; peaks 832 and 960 bytes;
+    # DRAM 640 + 64 and 768 + 192 bytes; conv_a's 1024-bit output to DRAM and back costs
+    # 2 x 32 words x 100 pJ and 2 x 1024 bits x 0.5 pJ on the bus
+    lbl = run_detailed(*chain, mode="layer_by_layer", cost_model="roofline", allocator="greedy")
+    drawn = comparison({"fused": chain_run.result, "lbl": lbl.result}, tmp_path / "comparison.png")
+    assert drawn["latency_cycles"] == {"fused": 680, "lbl": 744}
+    assert drawn["peak_bytes"] == {"fused": 832, "lbl": 960}
+    assert drawn["dram_bytes"] == {"fused": 704, "lbl": 960}
+    assert drawn["energy_pj"] == {"fused": 30832.0, "lbl": 30832.0 + 2 * 32 * 100 + 2 * 1024 * 0.5}
