@@ -1,4 +1,4 @@
-"""Write the bundled YAML workloads (ResNet-18, two-conv chain, FSRCNN).
+"""Write the bundled YAML workloads (ResNet-18, two-conv chain, FSRCNN, a Mamba block).
 
 Deterministic: running it again rewrites the same bytes. Usage:
     python scripts/make_yaml_workloads.py [OUT_DIR]   (default: inputs/workloads)
@@ -116,10 +116,18 @@ def fsrcnn() -> dict:
     return {"version": 1, "name": "fsrcnn", "layers": layers}
 
 
+def mamba_block() -> dict:
+    """A small Mamba block (d_model 256, 512 tokens, bf16): stream.workload.models' layers."""
+    from stream.workload.models import mamba_block_document
+
+    return mamba_block_document(256, seq_len=512, precision=16, name="mamba_block")
+
+
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "inputs" / "workloads"
     out.mkdir(parents=True, exist_ok=True)
-    for name, build in (("resnet18", resnet18), ("two_conv", two_conv), ("fsrcnn", fsrcnn)):
+    for name, build in (("resnet18", resnet18), ("two_conv", two_conv), ("fsrcnn", fsrcnn),
+                        ("mamba_block", mamba_block)):
         text = f"# {name}: written by scripts/make_yaml_workloads.py\n" + yaml.safe_dump(build(), sort_keys=False, width=120, default_flow_style=None)
         (out / f"{name}.yaml").write_text(text)
         print(out / f"{name}.yaml")

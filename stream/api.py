@@ -1,7 +1,9 @@
 """The one entry point: ``run(workload, hardware, mapping=None, mode="fused") -> Result``.
 
 :func:`run_detailed` keeps every intermediate value; :func:`compare_allocators` runs
-several allocators on one case (tiling and costs once) and simulates each answer.
+several allocators on one case (tiling and costs once) and simulates each answer;
+:func:`memory_aware_fusion` picks the chunk size and fusion cuts that fit an on-chip
+memory budget at the least latency.
 """
 
 from __future__ import annotations
@@ -181,6 +183,59 @@ def compare_allocators(workload, hardware, mapping=None, allocators=("greedy", "
                 raise
             on_error(name, error)
     return runs
+
+
+@dataclass(frozen=True)
+class FusionCandidate:
+    """One fusion choice and what simulating it gave: ``onchip_bytes`` is the sum over
+    on-chip memories of their peaks (the memory the choice needs), ``fits`` whether that
+    is within the budget."""
+
+    chunk: int
+    isolate: tuple[str, ...]
+    latency_cycles: int
+    energy_pj: float
+    onchip_bytes: int
+    dram_bytes: int
+    fits: bool
+
+
+def memory_aware_fusion(workload, hardware, budget_bytes: int, chunks=(16, 32, 64, 128, 256, 512), dim: str = "L",
+                        probe=None, cuts=None, allocator: str = "greedy", cost_model: str = "zigzag",
+                        cache_dir=None, progress=None) -> tuple[Mapping, FusionCandidate, list[FusionCandidate]]:
+    """Fusion along ``dim`` that fits ``budget_bytes`` of on-chip memory at the least latency.
+
+    Each chunk size of ``chunks`` (those below the dim's size) with each set of fusion cuts
+    of ``cuts`` (default :func:`stream.mapping.fusion.cut_candidates`) is simulated on
+    ``probe`` (default the workload itself; for a stack of identical blocks, one block
+    gives the same choice much faster). The fastest candidate whose on-chip peak fits wins
+    (the least memory if none fits). Returns the mapping of that choice for ``workload``,
+    the choice, and every candidate in the order tried."""
+    from stream.mapping.fusion import cut_candidates, fused_mapping
+
+    workload = workload if isinstance(workload, Workload) else load_workload(workload)
+    accelerator = hardware if isinstance(hardware, Accelerator) else load_hardware(hardware)
+    probe = workload if probe is None else (probe if isinstance(probe, Workload) else load_workload(probe))
+    size = max((l.size(dim) for l in probe.layers if l.has_dim(dim)), default=0)
+    if not size:
+        raise StreamError(f"memory-aware fusion along {dim}: no layer of {probe.name} has a dim {dim}")
+    sizes = sorted({c for c in chunks if c < size} or {size})
+    say = progress or (lambda message: None)
+    tried = []
+    for isolate in (cut_candidates(probe) if cuts is None else cuts):
+        for chunk in sizes:
+            mapping = fused_mapping(probe, accelerator, chunk, dim, isolate=isolate)
+            r = run_detailed(probe, accelerator, mapping, "fused", allocator, cost_model, cache_dir=cache_dir).result
+            onchip = sum(r.peak_memory_bytes.values())
+            tried.append(FusionCandidate(chunk, tuple(isolate), r.latency_cycles, r.energy_pj["total"], onchip,
+                                         r.dram_traffic_bytes["read"] + r.dram_traffic_bytes["write"],
+                                         onchip <= budget_bytes))
+            say(f"fusion: chunk {chunk}, cut {', '.join(isolate) or 'none'}: {r.latency_cycles:,} cycles, "
+                f"{onchip:,} B on chip")
+    fitting = [c for c in tried if c.fits]
+    best = (min(fitting, key=lambda c: (c.latency_cycles, c.onchip_bytes)) if fitting
+            else min(tried, key=lambda c: (c.onchip_bytes, c.latency_cycles)))
+    return fused_mapping(workload, accelerator, best.chunk, dim, isolate=best.isolate), best, tried
 
 
 def resolve_inputs(workload=None, hardware=None, mapping=None):

@@ -432,9 +432,9 @@ def test_hand_sequential_tiles_chain_in_order(impl):
                                       "s": plan("s", inter=[("K", 2)], intra=[TileSpec("L", tile=2)])})
     assert len(ref.cns["s"]) == 8  # 2 K pieces x 4 chunks of L
     want = set()
-    for k in ((0, 2), (2, 4)):  # per K piece: L 0:2 -> 2:4 -> 4:6 -> 6:8, 0 bits
-        for l0 in (0, 2, 4):
-            want.add((("s", ((l0, l0 + 2), k)), ("s", ((l0 + 2, l0 + 4), k)), 0))
+    for k in ((0, 2), (2, 4)):  # per K piece: L 0:2 -> 2:4 -> 4:6 -> 6:8, handing on the
+        for l0 in (0, 2, 4):    # state: the last row of the chunk, 2 K elements
+            want.add((("s", ((l0, l0 + 2), k)), ("s", ((l0 + 2, l0 + 4), k)), 2 * ACT))
     assert ref.seq_chain == want
     assert not ref.psum_chain
     # each chunk reads its own 2x2 slice of x (one CN): 4 elements x 8 bits

@@ -15,7 +15,8 @@ one in plain Python, so it is slow (small layers only) but easy to check by eye:
   Bits = number of elements credited x the consumer operand's precision.
 * Partial-sum chains: tiles of a layer equal on every non-reduction dim, in order of
   their reduction starts; bits = distinct output elements x partial precision.
-* Sequential chains: tiles equal except along one sequential dim, in order; 0 bits.
+* Sequential chains: tiles equal except along one sequential dim, in order; bits = the
+  state handed on: output elements touched at the last step of that dim x precision.
 * Externals (weights, network inputs): CNs of a layer share a DRAM tensor iff their
   per-axis index ranges (``AxisExpr.index_range``) are equal; bits = distinct elements
   actually touched (padding excluded) x precision.
@@ -243,8 +244,16 @@ def reference(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fuse
         psum |= _chains(layer, boxes[layer.name], red, _psum_bits)
         for d, k in zip(layer.dims, layer.kinds):
             if k is DimKind.SEQUENTIAL:
-                seq |= _chains(layer, boxes[layer.name], [d], lambda l, b: 0)
+                seq |= _chains(layer, boxes[layer.name], [d], lambda l, b, d=d: _state_bits(l, b, d))
     return Reference(cns, dict(data_bits), dict(data_edges), psum, seq, externals, owner)
+
+
+def _state_bits(layer: Layer, box: Box, dim: str) -> int:
+    """The output a tile holds at its last step along ``dim`` (tiles of a chain are equal
+    outside ``dim``, so the consumer's box gives the producer's count)."""
+    last = dict(box)
+    last[dim] = (box[dim][1] - 1, box[dim][1])
+    return len(touched(layer.output, last)) * layer.output.precision
 
 
 def _psum_bits(layer: Layer, box: Box) -> int:

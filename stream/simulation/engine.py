@@ -36,7 +36,7 @@ from stream.simulation.memory import ABSENT, COMING, FEATURES, PARTIALS, RESIDEN
 from stream.simulation.network import CHUNK_CYCLES, Network
 from stream.simulation.order import ranks
 from stream.simulation.trace import CAUSE, EXTERNAL, OUTPUT, MemoryTimeline, Trace, Transfers
-from stream.tiling import CNGraph, PARTIAL, SEQUENTIAL
+from stream.tiling import CNGraph, PARTIAL
 from stream.tiling.csr import concatenated_ranges
 from stream.workload.ir import Role
 
@@ -122,7 +122,7 @@ class Engine:
         self.on_event = self._on_event  # one bound method for every event
         self.attempt = 0  # loads tried so far (see Tensor.mark)
         self.progress, self.finished, self.reported = progress, 0, time.perf_counter()
-        self.queued: dict[tuple, tuple] = {}  # bus reads that riders may join: key -> (start, riders)
+        self.queued: dict[tuple, tuple] = {}  # bus reads riders may join: key -> (start, riders, destinations)
 
     # -- set-up --------------------------------------------------------------------
     def _pools(self, acc: Accelerator) -> None:
@@ -155,7 +155,7 @@ class Engine:
         src, dst = g.edge_src, g.edge_dst
         share = np.array([self.share.get(c, c) for c in range(max(self.share) + 1)])
         via = g.group[src] != g.group[dst]
-        carries = (g.edge_bits > 0) & (g.edge_kind != SEQUENTIAL)
+        carries = g.edge_bits > 0  # a sequential edge carries the state to the next tile
         same_memory = share[core[src]] == share[core[dst]]
         cls = np.full(src.size, _ORDER_ONLY, dtype=np.int8)
         cls[carries & ~via & same_memory] = _LOCAL
@@ -169,6 +169,10 @@ class Engine:
         c_pool = np.where(g.edge_kind[copy_edges] == PARTIAL, self._pool_index(self.pool_out)[c_dst_core],
                           self._pool_index(self.pool_in)[c_dst_core])
         keys = (c_src * (len(self.pools) + 1) + c_pool) * 2 + c_via
+        # copies between cores serve every consumer in the memory; a consumer in a later
+        # fusion group reads just its own slice from DRAM when it needs it, as an unfused
+        # layer (or a chunk after a fusion cut) does
+        keys = np.where(c_via, int(keys.max(initial=0)) + 1 + np.arange(keys.size), keys)
         first, inverse, counts = _groups(keys, int(keys.max()) + 1 if keys.size else 1)
         self.n_copies = int(first.size)
         self.copy_refs = counts.tolist()
@@ -282,22 +286,24 @@ class Engine:
         """Start a transfer now and record it; run ``then`` when it ends.
 
         A read still queued for the same data from the same source over one bus takes
-        this destination along (multicast). A transfer longer than ``CHUNK_CYCLES`` goes
+        this destination along (multicast) unless it already goes there. A transfer longer than ``CHUNK_CYCLES`` goes
         chunk by chunk.
         """
         net, now = self.net, self.now
         rid, bus, chunk, pj_per_bit = self.path(src, dst)
         key = (kind, data, bits, src, bus) if bus is not None and CAUSE[cause] in _READS else None
-        if key is not None:
-            queued = self.queued.get(key)
-            if queued is not None and queued[0] >= now:
+        queued = self.queued.get(key) if key is not None else None
+        if queued is not None and queued[0] >= now:
+            if dst not in queued[2]:  # another memory: ride along
                 queued[1].append((cn, dst, cause, then))
+                queued[2].add(dst)
                 return
+            key = None  # a second copy into the same memory is a read of its own
         first = bits if bits <= chunk else chunk
         start, end = net.occupy(now, rid, src, dst, first)
         riders: list = []
         if key is not None:
-            self.queued[key] = (start, riders)
+            self.queued[key] = (start, riders, {dst})
         spans = [start, end]  # each chunk's start and end, when there are several
 
         def complete():

@@ -7,8 +7,9 @@
   (:mod:`stream.tiling.deps`): exact element counts, vectorised with numpy.
 * Tiles of one piece split along a reduction dim hold partial sums: they chain in order
   (kind ``PARTIAL``, carrying the partial output) and only the last one feeds consumers.
-  Tiles along a sequential dim chain in order (kind ``SEQUENTIAL``; the state stays on
-  the core, so the edge carries no bits).
+  Tiles along a sequential dim chain in order (kind ``SEQUENTIAL``): the edge carries the
+  state, the producer's output at its last step (a scan's D x N), which stays on the core
+  (sequential dims are never split across cores).
 * Weights and network inputs are external tensors read from DRAM; CNs reading the same
   slice share one, so the simulator fetches it once per core (``ext_uses`` counts users).
 * Fusion groups come from the plans (given by the mapping or derived there); in
@@ -165,7 +166,10 @@ def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused", p
         for chain_kind, (s, d) in _chains(grid):
             src.append(s)
             dst.append(d)
-            bits.append(out_elements[s] * partial if chain_kind == PARTIAL else np.zeros(s.shape, dtype=np.int64))
+            if chain_kind == PARTIAL:
+                bits.append(out_elements[s] * partial)
+            else:
+                bits.append(_state_elements(layer, out_elements[s], starts[s], stops[s]) * layer.output.precision)
             kind.append(np.full(s.shape, chain_kind, dtype=np.int8))
         for op in layer.inputs:
             for source in op.sources:
@@ -232,6 +236,18 @@ def _chains(grid: LayerGrid):
             prev = [x[later].copy() for x in idx]
             prev[i] -= 1
             yield SEQUENTIAL, (grid.first + grid.local_ids(prev), grid.first + local[later])
+
+
+def _state_elements(layer: Layer, out_elements: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The state a tile along a sequential dim hands to the next: its output at the last
+    step of each sequential dim that indexes the output (all of it for one that does not,
+    as in a recurrence that keeps updating one state)."""
+    state = out_elements.copy()
+    for axis in layer.output.axes:
+        if len(axis.terms) == 1 and layer.kind(axis.terms[0][0]) is DimKind.SEQUENTIAL:
+            column = layer.dims.index(axis.terms[0][0])
+            state //= np.maximum(stops[:, column] - starts[:, column], 1)
+    return state
 
 
 def _merge_edges(src, dst, bits, kind):

@@ -325,13 +325,24 @@ def _ratios(ax, x, values) -> None:
     ax.set_ylim(0, max(values.max(), ax.get_ylim()[1]) * 1.12 if values.size else 1)
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_figure(fig, directory: str | os.PathLike, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[str]:
+    """Write ``fig`` as ``directory/name.<format>`` for each format (atomically, without
+    timestamps, so the same figure gives the same bytes), then close it. For scripts that
+    draw figures of their own; returns the file names."""
+    for fmt in formats:
+        _save(fig, Path(directory) / f"{name}.{fmt}", close=False)
+    plt.close(fig)
+    return [f"{name}.{fmt}" for fmt in formats]
+
+
+def _save(fig, path: str | os.PathLike, close: bool = True) -> None:
     path = Path(path)
     buffer = io.BytesIO()
     fmt = path.suffix.lstrip(".") or "png"
     metadata = {"CreationDate": None} if fmt == "pdf" else ({"Software": None} if fmt == "png" else None)
     fig.savefig(buffer, format=fmt, dpi=150, metadata=metadata)
-    plt.close(fig)
+    if close:
+        plt.close(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_bytes(buffer.getvalue())

@@ -14,6 +14,21 @@ Nodes fall in four groups:
   away, its outputs are constants (weights, read from DRAM);
 * anything else: collected and reported together in one
   :class:`UnsupportedOperatorsError`.
+
+Custom operators live in the ``stream`` domain (a model using them declares
+``opset_import`` domain ``"stream"`` version 1; an unknown op type in that domain is an
+:class:`InputError`). There is one, ``stream::SelectiveScan``, the selective scan of a
+Mamba (state-space) block: inputs ``dA`` and ``dBx`` of one shape, e.g. ``(B, L, D, N)``
+(any rank >= 2), attribute ``axis`` (int, default 1: the sequential axis, negative counts
+from the end), output ``h`` of the same shape, the linear recurrence along ``axis``::
+
+    h[..., l, ...] = dA[..., l, ...] * h[..., l - 1, ...] + dBx[..., l, ...],  h[..., -1, ...] = 0
+
+It becomes one layer (op type ``SelectiveScan``) with inputs ``I`` (dA) and ``W`` (dBx),
+every dim parallel except the ``axis`` dim, named ``L``, which is
+:attr:`~stream.workload.ir.DimKind.SEQUENTIAL` (tiles along it chain in order on one
+core); the other dims are ``B`` before it and ``D``, ``N`` after it for ``(B, L, D, N)``.
+ONNX has no schema for it, so its output shape is inferred as its input's.
 """
 
 from __future__ import annotations
@@ -44,6 +59,10 @@ UNARY_OPS = frozenset({
 BINARY_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Sum", "Mean"})
 # Nodes whose outputs are constants (or shapes, known after inference) whatever their inputs.
 CONSTANT_OPS = frozenset({"Constant", "ConstantOfShape", "Shape", "Size"})
+# Our custom operators: domain, the opset version of it we read, and its op types.
+STREAM_DOMAIN, STREAM_OPSET = "stream", 1
+STREAM_OPS = frozenset({"SelectiveScan"})
+SELECTIVE_SCAN_FORM = "SelectiveScan(dA, dBx) -> h, dA and dBx of one shape of rank >= 2 (e.g. B x L x D x N)"
 
 
 def load_onnx(path, *, act_bits: int = 8, weight_bits: int = 8, psum_bits: int = 16) -> Workload:
@@ -106,6 +125,9 @@ def _infer_shapes(file: str, model: onnx.ModelProto, warnings: list[str]) -> onn
             node.CopyFrom(helper.make_node("Identity", node.input[:1], node.output[:1], name=node.name))
         elif node.op_type in BINARY_OPS:
             node.CopyFrom(helper.make_node("Sum", node.input, node.output[:1], name=node.name))
+        elif node.op_type == "SelectiveScan" and node.input and node.input[0] and node.output:
+            # h has dA's shape; a node of the wrong form is reported when it is translated
+            node.CopyFrom(helper.make_node("Identity", node.input[:1], node.output[:1], name=node.name))
     try:
         return onnx.shape_inference.infer_shapes(work, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:
@@ -143,6 +165,7 @@ class _Context:
         self.file = file
         self.act_bits, self.weight_bits, self.psum_bits = act_bits, weight_bits, psum_bits
         self.opset = _opset(model)
+        self.stream_opset = next((e.version for e in model.opset_import if e.domain == STREAM_DOMAIN), None)
         self.warnings: list[str] = []
         self.layers: list[Layer] = []
         self.unsupported: list[tuple[str, str]] = []
@@ -167,6 +190,8 @@ class _Context:
     # -- per node -------------------------------------------------------------------
     def visit(self, node: onnx.NodeProto, index: int) -> None:
         name = self._unique(node.name or f"{node.op_type}_{index}")
+        if node.domain == STREAM_DOMAIN:
+            self._check_stream_node(node, name)
         for tensor in node.input:
             if tensor not in self.origins:
                 raise InputError(self.file, f"graph.node {name}.input", "a graph input, initializer "
@@ -195,6 +220,20 @@ class _Context:
             except _Unsupported:
                 self.unsupported.append((name, op))
                 self._set_outputs(node, None)
+
+    def _check_stream_node(self, node: onnx.NodeProto, name: str) -> None:
+        """A node of our ``stream`` domain: the model imports the domain, and the op exists."""
+        if self.stream_opset != STREAM_OPSET:
+            got = "no opset_import of it" if self.stream_opset is None else f"version {self.stream_opset}"
+            raise InputError(self.file, f"graph.node {name}.domain",
+                             f"a model whose opset_import has domain '{STREAM_DOMAIN}' version {STREAM_OPSET}",
+                             got)
+        if node.op_type not in STREAM_OPS:
+            raise InputError(self.file, f"graph.node {name}.op_type",
+                             f"an operator of the '{STREAM_DOMAIN}' domain ({', '.join(sorted(STREAM_OPS))})",
+                             node.op_type)
+        if node.op_type == "SelectiveScan":
+            _check_scan_arity(self, node, name)
 
     def _unique(self, name: str) -> str:
         base, k = name, 1
@@ -469,6 +508,44 @@ def _elementwise(ctx: _Context, node, name, attrs=()) -> Layer:
     return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs)
 
 
+def _check_scan_arity(ctx: _Context, node, name) -> None:
+    """SelectiveScan takes two inputs (none omitted) and gives one output."""
+    for key, tensors, count in (("input", list(node.input), 2), ("output", list(node.output), 1)):
+        if len(tensors) != count or not all(tensors):
+            raise InputError(ctx.file, f"graph.node {name}.{key}", SELECTIVE_SCAN_FORM, tensors)
+
+
+def _scan_names(rank: int, axis: int) -> list[str]:
+    """``L`` for the sequential axis; ``B`` (``B0``, ``B1``, ...) before it, ``D``, ``N``
+    (``S0``, ``S1``, ... if more) after it: ``(B, L, D, N)`` for Mamba's layout."""
+    before, after = axis, rank - axis - 1
+    lead = ["B"] if before == 1 else [f"B{i}" for i in range(before)]
+    trail = {0: [], 1: ["D"], 2: ["D", "N"]}.get(after) or [f"S{i}" for i in range(after)]
+    return lead + ["L"] + trail
+
+
+def _selective_scan(ctx: _Context, node, name) -> Layer:
+    """stream::SelectiveScan: h[l] = dA[l] * h[l-1] + dBx[l] along ``axis`` (sequential)."""
+    _check_scan_arity(ctx, node, name)
+    da, dbx, h = node.input[0], node.input[1], node.output[0]
+    sa, sb = ctx.shape(da), ctx.shape(dbx)
+    if sa != sb or len(sa) < 2:
+        raise InputError(ctx.file, f"graph.node {name}.input", SELECTIVE_SCAN_FORM,
+                         f"{da} {list(sa)} and {dbx} {list(sb)}")
+    axis = _attr(node, "axis", 1)
+    if not isinstance(axis, int) or not -len(sa) <= axis < len(sa):
+        raise InputError(ctx.file, f"graph.node {name}.axis", f"an int axis in [{-len(sa)}, {len(sa)})", axis)
+    axis = _normalise_axis(axis, len(sa))
+    hs = ctx.shape(h)
+    if hs != sa:  # inference gives h dA's shape; a value_info may say otherwise
+        raise InputError(ctx.file, f"graph.node {name}.output", f"h of the inputs' shape {list(sa)}", list(hs))
+    names = _scan_names(len(sa), axis)
+    dims = [(n, s, DimKind.SEQUENTIAL if i == axis else PAR) for i, (n, s) in enumerate(zip(names, sa))]
+    axes = [_ax(n, s) for n, s in zip(names, sa)]
+    inputs = [ctx.operand("I", da, axes), ctx.operand("W", dbx, axes)]
+    return ctx.layer(node, name, dims, axes, inputs)
+
+
 def _softmax(ctx: _Context, node, name) -> Layer:
     """Elementwise over the output dims; the normalised axis is recorded in attrs."""
     rank = len(ctx.shape(node.output[0]))
@@ -546,6 +623,7 @@ LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer]] = {
     "RMSNormalization": _layer_norm,
     "SimplifiedLayerNormalization": _layer_norm,
     "BatchNormalization": _batch_norm,
+    "SelectiveScan": _selective_scan,
     **{op: _reduce for op in (
         "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
         "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp",

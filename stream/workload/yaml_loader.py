@@ -44,7 +44,11 @@ class _Equation:
 
 def load_yaml_workload(path) -> Workload:
     data, where = load_yaml(path)
-    name = str(path).rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return workload_from_document(data, where, str(path).rsplit("/", 1)[-1].rsplit(".", 1)[0], str(path))
+
+
+def workload_from_document(data, where: Where, name: str, source_file: str | None = None) -> Workload:
+    """The workload of a parsed YAML document (either shape); ``name`` unless it names itself."""
     if isinstance(data, dict):
         check_keys(data, where, required=("version", "layers"), optional=("name",))
         if data["version"] != 1:
@@ -73,7 +77,7 @@ def load_yaml_workload(path) -> Workload:
             raise (p["where"] / "name").error("unique layer names", p["name"])
         names.add(p["name"])
     layers = [_build_layer(p, ids) for p in parsed]
-    return Workload.from_layers(name, layers, source_file=str(path), warnings=warnings)
+    return Workload.from_layers(name, layers, source_file=source_file, warnings=warnings)
 
 
 # -- parsing -----------------------------------------------------------------------------
