@@ -19,7 +19,8 @@ the figure ``ssm_fusion.png`` / ``.pdf``. Usage:
     python scripts/ssm_fusion.py [--out DIR] [--models mamba-130m,mamba-2.8b]
         [--lengths 256,512,1024,2048,4096,8192] [--chunk 64] [--budget-mib 24] [--blocks N]
 
-``--blocks N`` simulates N blocks of each model instead of all (a quick look).
+``--blocks N`` simulates N blocks of each model instead of all (a quick look);
+``--replot`` draws the figure again from the CSV in ``--out`` without simulating.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ from stream.workload.models import MAMBA_SHAPES, mamba_model  # noqa: E402
 
 STRATEGIES = ("unfused", "fused", "memory_aware")
 PROJECTIONS = ("in_proj_x", "in_proj_z", "out_proj")
-COLUMNS = ("model", "seq_len", "blocks", "strategy", "chunk", "cut", "latency_cycles", "latency_ms", "energy_mj",
-           "dram_read_mib", "dram_write_mib", "onchip_peak_mib", "spills", "cns", "seconds")
+COLUMNS = ("model", "seq_len", "blocks", "strategy", "chunk", "cut", "within_budget", "latency_cycles", "latency_ms",
+           "energy_mj", "dram_read_mib", "dram_write_mib", "onchip_peak_mib", "spills", "cns", "seconds")
 
 
 def main(argv=None) -> int:
@@ -55,7 +56,16 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-mib", type=float, default=24.0, help="on-chip memory budget of memory_aware")
     parser.add_argument("--blocks", type=int, help="blocks per model (default: all of them)")
     parser.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag")
+    parser.add_argument("--replot", action="store_true", help="draw the figure again from --out's ssm_fusion.csv")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.replot:
+        with open(out / "ssm_fusion.csv", newline="", encoding="utf-8") as handle:
+            rows = [{k: (v if k in ("model", "strategy", "cut", "within_budget") else float(v)) for k, v in row.items()}
+                    for row in csv.DictReader(handle)]
+        figure(rows, out, args)
+        print(f"wrote ssm_fusion.png and ssm_fusion.pdf to {out}")
+        return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MAMBA_SHAPES]
     if unknown:
@@ -66,7 +76,6 @@ def main(argv=None) -> int:
     for model in models:
         for length in lengths:
             rows += study(model, length, accelerator, args)
-    out = Path(args.out)
     text = io.StringIO()
     writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -87,6 +96,7 @@ def study(model: str, length: int, accelerator, args) -> list[dict]:
     for strategy in STRATEGIES:
         began = time.perf_counter()
         cut: tuple[str, ...] = ()
+        fits = ""  # memory_aware: did the probe's choice fit the budget (else: the least memory)
         if strategy == "unfused":
             mapping, mode, chosen = unfused_mapping(workload, accelerator), "layer_by_layer", length
         elif strategy == "fused":
@@ -96,11 +106,11 @@ def study(model: str, length: int, accelerator, args) -> list[dict]:
             sizes = tuple(c for c in (8, 16, 32, 64, 128, 256) if c <= length)
             mapping, best, _ = memory_aware_fusion(workload, accelerator, budget, chunks=sizes, probe=probe,
                                                    cost_model=args.cost_model)
-            mode, chosen, cut = "fused", best.chunk, best.isolate
+            mode, chosen, cut, fits = "fused", best.chunk, best.isolate, best.fits
         r = run_detailed(workload, accelerator, mapping, mode=mode, allocator="greedy",
                          cost_model=args.cost_model).result
         row = {"model": model, "seq_len": length, "blocks": blocks, "strategy": strategy, "chunk": chosen,
-               "cut": " ".join(cut), "latency_cycles": r.latency_cycles, "latency_ms": round(r.latency_s * 1e3, 4),
+               "cut": " ".join(cut), "within_budget": fits, "latency_cycles": r.latency_cycles, "latency_ms": round(r.latency_s * 1e3, 4),
                "energy_mj": round(r.energy_pj["total"] * 1e-9, 4),
                "dram_read_mib": round(r.dram_traffic_bytes["read"] / 2**20, 3),
                "dram_write_mib": round(r.dram_traffic_bytes["write"] / 2**20, 3),
@@ -134,7 +144,10 @@ def figure(rows: list[dict], out: Path, args) -> None:
                         "memory_aware": f"memory-aware ({args.budget_mib:g} MiB)"}.get(strategy, strategy)
                 ax.plot(*zip(*points), color=color, marker=marker, markersize=4, label=name)
             ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
+            if key == "onchip_peak_mib":
+                ax.set_ylim(bottom=0)  # a few tens of MiB: linear reads better
+            else:
+                ax.set_yscale("log")
             ax.set_xlabel("sequence length (tokens)", fontsize=8)
             ax.set_title(f"{model}: {label}", fontsize=9)
             ax.tick_params(labelsize=7)

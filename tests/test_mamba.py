@@ -211,3 +211,26 @@ def test_the_bundled_block_mapping_fuses_the_chain(ssm):
     unfused_layers = {l.name: l for l in unfused.result.layers}
     assert [unfused_layers[n].dram_write_bytes for n in ("disc_a", "disc_b", "scan")] == [512 * 512 * 16 * 2] * 3
     assert fused.result.latency_cycles < unfused.result.latency_cycles
+
+
+def test_ssm_fusion_script_writes_its_table_and_figure(tmp_path):
+    import csv
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ssm_fusion", INPUTS.parent / "scripts" / "ssm_fusion.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--models", "mamba-130m", "--lengths", "32", "--blocks", "1", "--chunk", "8", "--budget-mib", "64",
+            "--cost-model", "roofline", "--out", str(tmp_path)]
+    assert script.main(args) == 0
+    rows = list(csv.DictReader((tmp_path / "ssm_fusion.csv").open()))
+    assert [(r["strategy"], r["chunk"]) for r in rows][:2] == [("unfused", "32"), ("fused", "8")]
+    assert rows[2]["strategy"] == "memory_aware" and rows[2]["within_budget"] == "True"
+    # the fused row is stream.api.run of the same mapping
+    w = mamba_model("mamba-130m", seq_len=32, n_layer=1)
+    acc = load_hardware(INPUTS / "hardware" / "ssm.yaml")
+    fused = run_detailed(w, acc, fused_mapping(w, acc, 8, isolate=script.PROJECTIONS), allocator="greedy",
+                         cost_model="roofline").result
+    assert int(rows[1]["latency_cycles"]) == fused.latency_cycles
+    assert (tmp_path / "ssm_fusion.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "ssm_fusion.pdf").read_bytes().startswith(b"%PDF")

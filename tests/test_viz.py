@@ -117,3 +117,27 @@ def test_comparison_draws_each_run_side_by_side(chain, chain_run, tmp_path):  # 
     assert drawn["peak_bytes"] == {"fused": 832, "lbl": 960}
     assert drawn["dram_bytes"] == {"fused": 704, "lbl": 960}
     assert drawn["energy_pj"] == {"fused": 30832.0, "lbl": 30832.0 + 2 * 32 * 100 + 2 * 1024 * 0.5}
+
+
+def test_pareto_front_by_hand():
+    from stream.viz import pareto
+
+    # (latency, energy, memory): the 4th is dominated by the 2nd, the 5th by the 1st (as
+    # good everywhere, worse memory); the first three each win somewhere
+    points = [[1, 5, 3], [2, 2, 2], [3, 1, 1], [3, 3, 3], [1, 5, 4]]
+    assert pareto(points).tolist() == [True, True, True, False, False]
+    assert pareto([[1, 1, 1], [1, 1, 1]]).tolist() == [True, True]  # equals do not dominate
+
+
+def test_tradeoff_plot_of_sweep_rows(tmp_path):
+    from stream.viz import tradeoff
+
+    rows = [{"point": str(i), "id": f"p{i}", "sram": str(m), "status": "ok", "error": "", "latency_s": str(l),
+             "energy_pj": str(e), "onchip_peak_bytes": str(b)}
+            for i, (m, (l, e, b)) in enumerate(zip((1, 1, 2, 2, 3), [[1, 5, 3], [2, 2, 2], [3, 1, 1], [3, 3, 3],
+                                                                     [1, 5, 4]]))]
+    rows.append({"point": "5", "id": "p5", "sram": "0", "status": "error", "error": "size 0", "latency_s": "",
+                 "energy_pj": "", "onchip_peak_bytes": ""})
+    drawn = tradeoff(rows, tmp_path / "tradeoff.png", "sweep")
+    assert drawn == {"points": 5, "pareto": [0, 1, 2]}  # the failed point is left out
+    assert (tmp_path / "tradeoff.png").read_bytes().startswith(b"\x89PNG")

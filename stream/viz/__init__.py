@@ -325,6 +325,72 @@ def _ratios(ax, x, values) -> None:
     ax.set_ylim(0, max(values.max(), ax.get_ylim()[1]) * 1.12 if values.size else 1)
 
 
+TRADEOFFS = (("latency_s", "latency (s)"), ("energy_pj", "energy (pJ)"), ("onchip_peak_bytes", "on-chip peak (bytes)"))
+
+
+def pareto(points: np.ndarray) -> np.ndarray:
+    """Mask of the rows of ``points`` (one column per objective, all minimised) that no
+    other row dominates (as good in every objective and better in one)."""
+    points = np.asarray(points, dtype=float)
+    keep = np.ones(len(points), dtype=bool)
+    for i, p in enumerate(points):
+        dominated = np.all(points <= p, axis=1) & np.any(points < p, axis=1)
+        keep[i] = not dominated.any()
+    return keep
+
+
+def tradeoff(rows: list[dict], path: str | os.PathLike, title: str = "", color_by: str | None = None) -> dict:
+    """Trade-offs of a sweep's points (rows of its ``results.csv``; those not ``ok`` are
+    left out): latency vs energy, latency vs on-chip peak, energy vs on-chip peak. The
+    points on the Pareto front of all three (every objective minimised) are ringed, and
+    each panel's own two-objective front is drawn as a staircase. ``color_by``: a column
+    whose values colour the points (default: the first parameter column that varies).
+    Returns the number of points drawn and the ``point`` numbers on the front."""
+    ok = [r for r in rows if r.get("status", "ok") == "ok"]
+    values = np.array([[float(r[key]) for key, _ in TRADEOFFS] for r in ok]).reshape(-1, len(TRADEOFFS))
+    front = pareto(values) if len(ok) else np.zeros(0, dtype=bool)
+    metrics = {"point", "id", "status", "error"} | {k for k, _ in TRADEOFFS} | {
+        "latency_cycles", "dram_read_bytes", "dram_write_bytes", "peak_memory_bytes", "num_cns", "spills"}
+    params = [k for k in (ok[0] if ok else {}) if k not in metrics]
+    if color_by is None:
+        color_by = next((k for k in params if len({r[k] for r in ok}) > 1), None)
+    labels = sorted({r[color_by] for r in ok}, key=_natural) if color_by else []
+    cmap = plt.get_cmap("viridis")
+    colors = [cmap(labels.index(r[color_by]) / max(len(labels) - 1, 1)) if color_by else "tab:blue" for r in ok]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (i, j) in zip(axes, ((0, 1), (0, 2), (1, 2))):
+        if len(ok):
+            ax.scatter(values[:, i], values[:, j], c=colors, s=18, edgecolors="none")
+            ax.scatter(values[front, i], values[front, j], s=60, facecolors="none", edgecolors="tab:red",
+                       linewidths=1.0, label="Pareto front (all three)")
+            own = values[pareto(values[:, [i, j]])]
+            own = own[np.argsort(own[:, i])]
+            ax.step(own[:, i], own[:, j], where="post", color="tab:red", linewidth=0.8, alpha=0.6)
+        ax.set_xlabel(TRADEOFFS[i][1], fontsize=8)
+        ax.set_ylabel(TRADEOFFS[j][1], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, linewidth=0.3)
+    if labels:
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=cmap(k / max(len(labels) - 1, 1)))
+                   for k in range(len(labels))]
+        fig.legend(handles, labels, title=color_by, fontsize=7, title_fontsize=7, loc="center right",
+                   frameon=False)
+    if len(ok):
+        axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title or f"{len(ok)} points", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.93 if labels else 1, 1))
+    _save(fig, path)
+    return {"points": len(ok), "pareto": [int(r["point"]) for r, f in zip(ok, front) if f]}
+
+
+def _natural(text: str):
+    """Numbers by value, then text: ``2 < 10 < abc``."""
+    try:
+        return (0, float(text), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(text))
+
+
 def save_figure(fig, directory: str | os.PathLike, name: str, formats: tuple[str, ...] = ("png", "pdf")) -> list[str]:
     """Write ``fig`` as ``directory/name.<format>`` for each format (atomically, without
     timestamps, so the same figure gives the same bytes), then close it. For scripts that
