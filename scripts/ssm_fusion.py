@@ -110,7 +110,8 @@ def study(model: str, length: int, accelerator, args) -> list[dict]:
         r = run_detailed(workload, accelerator, mapping, mode=mode, allocator="greedy",
                          cost_model=args.cost_model).result
         row = {"model": model, "seq_len": length, "blocks": blocks, "strategy": strategy, "chunk": chosen,
-               "cut": " ".join(cut), "within_budget": fits, "latency_cycles": r.latency_cycles, "latency_ms": round(r.latency_s * 1e3, 4),
+               "cut": " ".join(cut), "within_budget": fits, "latency_cycles": r.latency_cycles,
+               "latency_ms": round(r.latency_s * 1e3, 4),
                "energy_mj": round(r.energy_pj["total"] * 1e-9, 4),
                "dram_read_mib": round(r.dram_traffic_bytes["read"] / 2**20, 3),
                "dram_write_mib": round(r.dram_traffic_bytes["write"] / 2**20, 3),

@@ -59,8 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     plot = sub.add_parser("plot", help="draw the figures of a saved run again (DIR/result.json and the tables "
-                                        "beside it), without simulating")
-    plot.add_argument("result", help="result.json written by `stream run --out DIR` (or DIR)")
+                                        "beside it), without simulating, or a sweep's trade-offs (results.csv)")
+    plot.add_argument("result", help="result.json written by `stream run --out DIR` (or DIR); or the "
+                                     "results.csv of `stream sweep` for its trade-off figure")
+    plot.add_argument("--color-by", metavar="COLUMN", help="sweep tables: the column that colours the points "
+                                                          "(default: the first parameter that varies)")
     plot.add_argument("--window", type=_window, metavar="FIRST:LAST",
                       help="draw only the Gantt chart and memory trace of these cycles (a zoom)")
     plot.add_argument("--out", "-o", help="directory for the figures (default: beside result.json)")
@@ -160,6 +163,37 @@ def _seed(text: str) -> int:
     return value
 
 
+def _plot_sweep(path: Path, args) -> int:
+    """Trade-off figures of a sweep's results.csv (latency, energy, on-chip peak; Pareto front)."""
+    import csv
+
+    from stream.viz import TRADEOFFS, tradeoff
+
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise StreamError(f"{path}: cannot read it ({exc.strerror}); expected the results.csv of "
+                          "`stream sweep`") from None
+    needed = ["point", "status"] + [key for key, _ in TRADEOFFS]
+    missing = [c for c in needed if rows and c not in rows[0]]
+    if not rows or missing:
+        raise StreamError(f"{path}: expected a results.csv of `stream sweep` with columns {', '.join(needed)}"
+                          + (f"; missing {', '.join(missing)}" if rows else "; it has no rows"))
+    if args.color_by is not None and args.color_by not in rows[0]:
+        raise StreamError(f"--color-by: expected a column of {path} ({', '.join(rows[0])}), got {args.color_by!r}")
+    out = Path(args.out or path.parent)
+    drawn = {}
+    for suffix in ("png", "pdf"):
+        drawn = tradeoff(rows, out / f"tradeoff.{suffix}", f"{path.parent.name}: {len(rows)} points",
+                         args.color_by)
+    if not args.quiet:
+        front = ", ".join(map(str, drawn["pareto"]))
+        print(f"wrote tradeoff.png and tradeoff.pdf to {out}: {drawn['points']} points, "
+              f"Pareto front (latency, energy, on-chip peak): points {front}")
+    return 0
+
+
 def _window(text: str) -> tuple[int, int]:
     first, sep, last = text.partition(":")
     try:
@@ -240,7 +274,10 @@ def cmd_plot(args) -> int:
 
     path = Path(args.result)
     if path.is_dir():
-        path = path / "result.json"
+        path = path / ("results.csv" if (path / "results.csv").exists() and not (path / "result.json").exists()
+                       else "result.json")
+    if path.suffix == ".csv":
+        return _plot_sweep(path, args)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

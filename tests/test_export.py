@@ -222,3 +222,21 @@ def test_compare_two_allocators_and_one_thing_at_a_time(chain, capsys):  # noqa:
     assert out[3].split()[:4] == ["latency_cycles", "cycles", "680", "680"]  # one core: the same schedule
     assert main(base + ["--allocator", "greedy", "cpsat", "--mode", "fused", "layer_by_layer"]) == 2
     assert "compare varies one thing at a time" in capsys.readouterr().err
+
+
+def test_plot_draws_a_sweep_tables_tradeoffs(tmp_path, capsys):
+    # three ok points that each win somewhere (latency, energy, memory) and a failed one
+    table = tmp_path / "sweep" / "results.csv"
+    table.parent.mkdir()
+    header = ("point,id,sram,status,error,latency_cycles,latency_s,energy_pj,dram_read_bytes,dram_write_bytes,"
+              "peak_memory_bytes,onchip_peak_bytes,num_cns,spills")
+    table.write_text("\n".join([header, "0,a,1,ok,,10,1,5,0,0,3,3,2,0", "1,b,1,ok,,20,2,2,0,0,2,2,2,0",
+                                "2,c,2,ok,,30,3,1,0,0,1,1,2,0", "3,d,2,ok,,30,3,3,0,0,3,3,2,0",
+                                "4,e,0,error,size 0,,,,,,,,,"]) + "\n")
+    assert main(["plot", str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    assert "4 points, Pareto front (latency, energy, on-chip peak): points 0, 1, 2" in out
+    assert (tmp_path / "sweep" / "tradeoff.pdf").read_bytes().startswith(b"%PDF")
+    (tmp_path / "bad.csv").write_text("point,status\n0,ok\n")
+    assert main(["plot", str(tmp_path / "bad.csv")]) == 1
+    assert "missing latency_s, energy_pj, onchip_peak_bytes" in capsys.readouterr().err
