@@ -7,7 +7,9 @@ Each case runs in a fresh process so ``peak_rss_mb`` is its own. Fields: ``case`
 ``peak_rss_mb``, ``simulated_cns_per_s`` (CNs / simulation seconds) and the headline
 results (``latency_cycles``, ``energy_pj``, ``dram_traffic_bytes``, ``spills``);
 ``cost-resnet18`` reports the cost table's cold and warm seconds, entries, hits and misses;
-``resnet18-hetero-cpsat`` each allocator's simulated result and seconds per system.
+``resnet18-hetero-cpsat`` each allocator's simulated result and seconds per system;
+``sweep-100`` the bundled 100-point sweep's wall time at 1 and 2 workers;
+``mamba-2.8b-L8192`` Mamba-2.8b prefill against its 30 s target.
 Performance targets live here, never in timed tests.
 """
 
@@ -56,6 +58,9 @@ CASES = {
     # allocation. Target: under 30 s end to end.
     "mamba-2.8b-L8192": dict(model="mamba-2.8b", seq_len=8192, chunk=64, isolate=("in_proj_x", "in_proj_z", "out_proj"),
                              hardware="hardware/ssm.yaml", allocator="greedy", target_seconds=30),
+    # the bundled 100-point sweep (ResNet-18 fused on the quad-core system: compute-core SRAM x
+    # DRAM bus bandwidth, greedy) at 1 and at 2 local workers, each from an empty cost cache
+    "sweep-100": dict(sweep="sweeps/memory_bandwidth.yaml", workers=(1, 2)),
 }
 
 
@@ -87,6 +92,8 @@ def run_case(name: str) -> dict:
     case = CASES[name]
     if "model" in case:
         return _model(name, case)
+    if "sweep" in case:
+        return _sweep(name, case)
     with tempfile.TemporaryDirectory() as tmp:
         if case.get("stages") == ("allocation",):
             return _allocation(name, INPUTS / case["workload"], case)
@@ -142,6 +149,29 @@ def _model(name: str, case: dict) -> dict:
         "dram_traffic_bytes": outcome.result.dram_traffic_bytes, "spills": outcome.result.spills,
         "onchip_peak_bytes": sum(outcome.result.peak_memory_bytes.values()),
     }
+
+
+def _sweep(name: str, case: dict) -> dict:
+    """Wall time of a whole sweep per worker count (each into a fresh directory with a cold
+    cost cache), the speedup, and whether the tables came out byte-identical."""
+    import os
+
+    from stream.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(INPUTS / case["sweep"])
+    seconds, tables, failed = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in case["workers"]:
+            os.environ["STREAM_CACHE_DIR"] = str(Path(tmp) / f"cache-{workers}")  # the workers inherit it
+            began = time.perf_counter()
+            outcome = run_sweep(sweep, Path(tmp) / f"workers-{workers}", workers=workers)
+            seconds[f"workers_{workers}"] = round(time.perf_counter() - began, 2)
+            tables[workers] = outcome.csv_path.read_bytes()
+            failed[f"workers_{workers}"] = outcome.failed
+    first, last = case["workers"][0], case["workers"][-1]
+    return {"case": name, "points": len(sweep.points()), "seconds": seconds,
+            "speedup": round(seconds[f"workers_{first}"] / seconds[f"workers_{last}"], 2),
+            "failed": failed, "identical_tables": len(set(tables.values())) == 1, "cpus": os.cpu_count()}
 
 
 def _allocation(name: str, workload: Path, case: dict) -> dict:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from stream.api import memory_aware_fusion, run_detailed  # noqa: E402
 from stream.hardware import load_hardware  # noqa: E402
 from stream.mapping.fusion import fused_mapping, unfused_mapping  # noqa: E402
-from stream.results import write_atomic  # noqa: E402
+from stream.results import write_table  # noqa: E402
 from stream.workload.models import MAMBA_SHAPES, mamba_model  # noqa: E402
 
 STRATEGIES = ("unfused", "fused", "memory_aware")
@@ -76,11 +75,7 @@ def main(argv=None) -> int:
     for model in models:
         for length in lengths:
             rows += study(model, length, accelerator, args)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(out / "ssm_fusion.csv", text.getvalue())
+    write_table(out / "ssm_fusion.csv", COLUMNS, rows)
     figure(rows, out, args)
     print(f"wrote ssm_fusion.csv, ssm_fusion.png and ssm_fusion.pdf to {out}")
     return 0

@@ -1,4 +1,4 @@
-"""Command line: ``stream run | plot | compare | compare-allocators | validate | inspect``.
+"""Command line: ``stream run | plot | compare | compare-allocators | sweep | validate | inspect``.
 
 Bad input prints one ``error:`` line naming the file, key and expected form, and exits 1.
 """
@@ -110,6 +110,21 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--hardware", "-a", help="accelerator for --cns (checks cores, derives fusion groups)")
     inspect.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
     inspect.set_defaults(func=cmd_inspect)
+
+    sweep = sub.add_parser("sweep", help="run every point of a sweep spec (hardware, mapping and run arguments "
+                                          "varied) into one table; running it again resumes")
+    sweep.add_argument("spec", help="sweep spec (.yaml, version: 1)")
+    sweep.add_argument("--out", "-o", required=True,
+                       help="directory for results.jsonl, results.csv, sweep.json and points/<id>/ (the inputs of "
+                            "each point); points already recorded there are skipped")
+    sweep.add_argument("--workers", type=_positive(int), metavar="N",
+                       help="local worker processes (default 1: the points run in this process)")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run the points on this Dask scheduler instead (pip install 'stream-sim[cluster]')")
+    sweep.add_argument("--retry-failed", action="store_true", help="run the points recorded with an error again")
+    sweep.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    _progress_argument(sweep)
+    sweep.set_defaults(func=cmd_sweep)
     return parser
 
 
@@ -606,6 +621,35 @@ def _print_table(rows: list[tuple[str, ...]], right: set[int]) -> None:
         print("  ".join(cells).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
+
+
+# -- sweep ----------------------------------------------------------------------------
+
+
+def cmd_sweep(args) -> int:
+    from stream.sweep import load_sweep, run_sweep
+
+    if args.scheduler and args.workers is not None:
+        print("error: --workers starts local processes, --scheduler uses a Dask cluster: give one of them",
+              file=sys.stderr)
+        return 2
+    sweep = load_sweep(args.spec)
+    outcome = run_sweep(sweep, args.out, workers=args.workers or 1, scheduler=args.scheduler,
+                        retry_failed=args.retry_failed, progress=_progress_printer(args))
+    if not args.quiet:
+        print(f"{sweep.name}: {outcome.points} points: ran {outcome.ran}, skipped {outcome.skipped} (already in "
+              f"results.jsonl), {outcome.failed} failed")
+        print(f"wrote {outcome.csv_path} (and results.jsonl, sweep.json, points/)")
+    if outcome.failed:
+        first = next(row for row in outcome.rows if row["status"] == "error")
+        print(f"error: {outcome.failed} of {outcome.points} points failed (first: point {first['point']}, "
+              f"{first['error']}); see {outcome.csv_path}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    if outcome.pending:
+        print(f"error: {outcome.pending} of {outcome.points} points did not run (their workers were lost); run the "
+              f"sweep again to resume", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return 0
 
 
 if __name__ == "__main__":

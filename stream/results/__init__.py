@@ -14,6 +14,8 @@ Energy parts:
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -201,6 +203,15 @@ def _share(part: float, whole: int) -> float:
     return float(part) / whole if whole else 0.0
 
 
+def write_table(path: str | os.PathLike, columns, rows) -> None:
+    """Rows (dicts) as a CSV file with ``columns`` in that order, written atomically."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a file so readers never see it half-written."""
     path = os.fspath(path)
@@ -218,4 +229,4 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 __all__ = ["COMPARED", "SCHEMA_VERSION", "LayerSummary", "Result", "Timeline", "comparison", "summarize",
-           "timeline_of", "write_atomic"]
+           "timeline_of", "write_atomic", "write_table"]
