@@ -190,7 +190,7 @@ def _plot_sweep(path: Path, args) -> int:
     except OSError as exc:
         raise StreamError(f"{path}: cannot read it ({exc.strerror}); expected the results.csv of "
                           "`stream sweep`") from None
-    needed = ["point", "status"] + [key for key, _ in TRADEOFFS]
+    needed = ["point", "status"] + [key for key, _, _ in TRADEOFFS]
     missing = [c for c in needed if rows and c not in rows[0]]
     if not rows or missing:
         raise StreamError(f"{path}: expected a results.csv of `stream sweep` with columns {', '.join(needed)}"
@@ -198,10 +198,13 @@ def _plot_sweep(path: Path, args) -> int:
     if args.color_by is not None and args.color_by not in rows[0]:
         raise StreamError(f"--color-by: expected a column of {path} ({', '.join(rows[0])}), got {args.color_by!r}")
     out = Path(args.out or path.parent)
+    try:  # the sweep's own name, when its sweep.json is beside the table
+        name = json.loads((path.parent / "sweep.json").read_text(encoding="utf-8"))["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        name = path.parent.name
     drawn = {}
     for suffix in ("png", "pdf"):
-        drawn = tradeoff(rows, out / f"tradeoff.{suffix}", f"{path.parent.name}: {len(rows)} points",
-                         args.color_by)
+        drawn = tradeoff(rows, out / f"tradeoff.{suffix}", f"sweep {name}: {len(rows)} points", args.color_by)
     if not args.quiet:
         front = ", ".join(map(str, drawn["pareto"]))
         print(f"wrote tradeoff.png and tradeoff.pdf to {out}: {drawn['points']} points, "

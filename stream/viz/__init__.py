@@ -325,7 +325,9 @@ def _ratios(ax, x, values) -> None:
     ax.set_ylim(0, max(values.max(), ax.get_ylim()[1]) * 1.12 if values.size else 1)
 
 
-TRADEOFFS = (("latency_s", "latency (s)"), ("energy_pj", "energy (pJ)"), ("onchip_peak_bytes", "on-chip peak (bytes)"))
+# the sweep table's columns the trade-off figure draws: (column, axis label, scale to that unit)
+TRADEOFFS = (("latency_s", "latency (ms)", 1e3), ("energy_pj", "energy (uJ)", 1e-6),
+             ("onchip_peak_bytes", "on-chip peak (MiB)", 1 / 2**20))
 
 
 def pareto(points: np.ndarray) -> np.ndarray:
@@ -347,9 +349,9 @@ def tradeoff(rows: list[dict], path: str | os.PathLike, title: str = "", color_b
     whose values colour the points (default: the first parameter column that varies).
     Returns the number of points drawn and the ``point`` numbers on the front."""
     ok = [r for r in rows if r.get("status", "ok") == "ok"]
-    values = np.array([[float(r[key]) for key, _ in TRADEOFFS] for r in ok]).reshape(-1, len(TRADEOFFS))
+    values = np.array([[float(r[key]) * scale for key, _, scale in TRADEOFFS] for r in ok]).reshape(-1, len(TRADEOFFS))
     front = pareto(values) if len(ok) else np.zeros(0, dtype=bool)
-    metrics = {"point", "id", "status", "error"} | {k for k, _ in TRADEOFFS} | {
+    metrics = {"point", "id", "status", "error"} | {k for k, _, _ in TRADEOFFS} | {
         "latency_cycles", "dram_read_bytes", "dram_write_bytes", "peak_memory_bytes", "num_cns", "spills"}
     params = [k for k in (ok[0] if ok else {}) if k not in metrics]
     if color_by is None:
@@ -370,15 +372,16 @@ def tradeoff(rows: list[dict], path: str | os.PathLike, title: str = "", color_b
         ax.set_ylabel(TRADEOFFS[j][1], fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, linewidth=0.3)
-    if labels:
+    if labels:  # below the panels: long parameter names and many values fit there
         handles = [plt.Line2D([], [], marker="o", linestyle="", color=cmap(k / max(len(labels) - 1, 1)))
                    for k in range(len(labels))]
-        fig.legend(handles, labels, title=color_by, fontsize=7, title_fontsize=7, loc="center right",
-                   frameon=False)
+        fig.legend(handles, labels, title=color_by, fontsize=7, title_fontsize=7, loc="lower center",
+                   ncol=min(len(labels), 10), frameon=False)
     if len(ok):
         axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title or f"{len(ok)} points", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.93 if labels else 1, 1))
+    rows_of_legend = -(-len(labels) // 10)
+    fig.tight_layout(rect=(0, 0.06 + 0.05 * rows_of_legend if labels else 0, 1, 1))
     _save(fig, path)
     return {"points": len(ok), "pareto": [int(r["point"]) for r, f in zip(ok, front) if f]}
 
