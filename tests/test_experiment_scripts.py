@@ -31,11 +31,12 @@ def test_fused_vs_lbl_on_two_conv_single_core(tmp_path):
     assert script.main(["--workloads", "two_conv", "--hardware", "single_core", "--out", str(tmp_path)]) == 0
     rows = list(csv.DictReader((tmp_path / "fused_vs_lbl.csv").open()))
     assert [(r["workload"], r["hardware"], r["mapping"], r["mode"]) for r in rows] == [
-        ("two_conv", "single_core", "none", "layer_by_layer"), ("two_conv", "single_core", "none", "fused")]
+        ("two_conv", "single_core", "single_core.yaml", "layer_by_layer"),
+        ("two_conv", "single_core", "single_core.yaml", "fused")]
     assert list(rows[0]) == list(script.COLUMNS)
     for row in rows:
         expected = run(INPUTS / "workloads" / "two_conv.yaml", INPUTS / "hardware" / "single_core.yaml",
-                       mode=row["mode"], allocator="greedy")
+                       INPUTS / "mappings" / "single_core.yaml", mode=row["mode"], allocator="greedy")
         assert int(row["latency_cycles"]) == expected.latency_cycles
         assert float(row["energy_pj"]) == pytest.approx(expected.energy_pj["total"])
         parts = ("mac_pj", "onchip_memory_pj", "offchip_memory_pj", "interconnect_pj")
@@ -59,8 +60,8 @@ def test_fused_vs_lbl_drops_a_mapping_that_does_not_fit():
     assert (mapping, name) == (None, "none") and "quad_core.yaml does not fit" in note
     mapping, name, note = script.mapping_for(load_workload(INPUTS / "workloads" / "two_conv.yaml"), quad, "quad_core")
     assert mapping is not None and (name, note) == ("quad_core.yaml", "")
-    single = load_hardware(INPUTS / "hardware" / "single_core.yaml")
-    assert script.mapping_for(load_workload(INPUTS / "workloads" / "two_conv.yaml"), single, "single_core")[:2] == (
+    ssm = load_hardware(INPUTS / "hardware" / "ssm.yaml")  # no inputs/mappings/ssm.yaml
+    assert script.mapping_for(load_workload(INPUTS / "workloads" / "two_conv.yaml"), ssm, "ssm")[:2] == (
         None, "none")
 
 
