@@ -126,9 +126,9 @@ def figure(rows: list[dict], out: Path, args) -> None:
     from stream.viz import save_figure
 
     models = list(dict.fromkeys(r["model"] for r in rows))
-    metrics = (("latency_ms", "prefill latency (ms)"), ("dram_read_mib", "DRAM reads (MiB)"),
-               ("onchip_peak_mib", "on-chip peak (MiB)"))
-    fig, axes = plt.subplots(len(models), len(metrics), figsize=(12, 3.2 * len(models)), squeeze=False)
+    metrics = (("latency_ms", "prefill latency (ms)"), ("energy_mj", "energy (mJ)"),
+               ("dram_read_mib", "DRAM reads (MiB)"), ("onchip_peak_mib", "on-chip peak (MiB)"))
+    fig, axes = plt.subplots(len(models), len(metrics), figsize=(15, 3.2 * len(models)), squeeze=False)
     styles = {"unfused": ("tab:red", "o"), "fused": ("tab:blue", "s"), "memory_aware": ("tab:green", "^")}
     for i, model in enumerate(models):
         for j, (key, label) in enumerate(metrics):
