@@ -26,6 +26,7 @@ import numpy as np
 
 from stream.results.timeline import Timeline, timeline_of
 from stream.simulation import CAUSES, OUTPUT, Trace
+from stream.workload.ir import Role
 
 SCHEMA_VERSION = 4
 
@@ -157,8 +158,44 @@ def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | N
         link_utilisation=links, core_names={f"core{c.id}": c.name for c in acc.cores if c.is_compute},
         link_names={f"link{l.id}": f"{l.kind} {'-'.join(map(str, l.cores))}" for l in acc.links},
         num_cns=g.num_cns, num_edges=g.num_edges, layers=tuple(layers),
-        warnings=tuple(warnings), cost_model=dict(cost_model or {}), allocation=_allocation(trace.allocation),
+        warnings=tuple(warnings) + tuple(_weights_fetched_again(trace)), cost_model=dict(cost_model or {}),
+        allocation=_allocation(trace.allocation),
     )
+
+
+REFETCH_NOTE_RATIO = 2.0  # weights that came from DRAM at least this many times over get a note
+
+
+def _weights_fetched_again(trace: Trace) -> list[str]:
+    """A note per layer whose weights came from DRAM at least twice over: they did not stay
+    on chip between the layer's tiles (too big for the memory with what else it holds), a
+    cost the mapping can avoid."""
+    g, t = trace.cngraph, trace.transfers
+    if not g.externals:
+        return []
+    weight = np.array([e.role is Role.WEIGHT for e in g.externals])
+    layer_of = np.array([e.layer for e in g.externals], dtype=np.int64)
+    bits = np.array([e.bits for e in g.externals], dtype=np.int64)
+    rows = (t.data_kind != OUTPUT) & ~t.shared
+    rows[rows] = weight[t.data[rows]]
+    n = len(g.workload.layers)
+    moved = np.bincount(layer_of[t.data[rows]], weights=t.bits[rows], minlength=n)
+    once = np.bincount(layer_of[weight], weights=bits[weight], minlength=n)  # every slice fetched once
+    notes = []
+    for i in np.flatnonzero((once > 0) & (moved >= REFETCH_NOTE_RATIO * once)).tolist():
+        layer = g.workload.layers[i]
+        notes.append(f"layer {layer.name}: its weights ({_size(int(once[i]) // 8)}) came from DRAM "
+                     f"{moved[i] / once[i]:.1f} times over: they did not stay on chip between its "
+                     f"{int(np.count_nonzero(g.layer == i))} tiles (fewer intra-core tiles, more on-chip memory or "
+                     f"a split over more cores keeps them)")
+    return notes
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes} B"
 
 
 def _allocation(allocation) -> dict:
