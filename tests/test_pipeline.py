@@ -220,13 +220,13 @@ def test_result_round_trips_through_json(chain):
 
 
 def test_weights_that_cannot_stay_between_tiles_get_a_note():
-    # single_core's 1 MiB SRAM cannot hold layer4's 3x3 512x512 weights (2.36 MB); cut into
+    # single_core's 1 MiB SRAM cannot hold layer4's 3x3 512x512 weights (2.25 MiB); cut into
     # one output row per CN (7 rows at 7x7), each row streams them again: 7 times over
     r = run(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "single_core.yaml",
             INPUTS / "mappings" / "single_core.yaml", allocator="greedy")
     notes = [w for w in r.warnings if "came from DRAM" in w]
     assert [n.split(":")[0] for n in notes] == [f"layer layer4.{b}.conv{c}" for b, c in ((0, 1), (0, 2), (1, 1), (1, 2))]
-    assert notes[1].startswith("layer layer4.0.conv2: its weights (2.36 MB) came from DRAM 7.0 times over: "
+    assert notes[1].startswith("layer layer4.0.conv2: its weights (2.25 MiB) came from DRAM 7.0 times over: "
                                "they did not stay on chip between its 7 tiles")
     # on the quad-core system each core holds a quarter of them: no note
     quad = run(INPUTS / "workloads" / "resnet18.yaml", INPUTS / "hardware" / "quad_core.yaml",

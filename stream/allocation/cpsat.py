@@ -24,6 +24,7 @@ import numpy as np
 
 from stream.allocation.tasks import Tasks, energy_of, list_schedule, schedule
 from stream.errors import StreamError
+from stream.units import size_text
 
 # One worker searches reproducibly: its budget is CP-SAT's deterministic time, at this many
 # units per second of the limit (measured: about 0.2 units per second of a laptop core; the
@@ -396,15 +397,6 @@ def _round(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def _size(bits: int) -> str:
-    """A weight size for messages: bytes, KiB or MiB."""
-    size = bits / 8
-    for unit, factor in (("MiB", 2**20), ("KiB", 2**10)):
-        if size >= factor:
-            return f"{size / factor:,.4g} {unit}"
-    return f"{size:,.0f} B"
-
-
 class _Capacity:
     """Which pieces keep their weights resident, on which cores: ``options`` (pieces x
     columns) and ``resident`` (pieces), and the notes of every limit lifted."""
@@ -418,8 +410,8 @@ class _Capacity:
         for layer in np.unique(t.piece_layer[nowhere]).tolist():
             piece = int(np.flatnonzero(nowhere & (t.piece_layer == layer))[0])
             largest = int(t.weight_capacity[t.options[piece]].max())
-            self._lift(f"layer {self._name(layer)}: a piece's {_size(int(t.weight_bits[piece]))} of weights fit no "
-                       f"candidate core's weight memory (largest {_size(largest)})",
+            self._lift(f"layer {self._name(layer)}: a piece's {size_text(int(t.weight_bits[piece]))} of weights fit no "
+                       f"candidate core's weight memory (largest {size_text(largest)})",
                        "split the layer across more cores (inter_core_tiling)")
         self.options = np.where(nowhere[:, None], t.options, fits)
         for group in np.unique(t.piece_group).tolist():
@@ -428,8 +420,8 @@ class _Capacity:
             need = int(t.weight_bits[members].sum())
             have = sum({int(t.weight_memory[c]): int(t.weight_capacity[c]) for c in cols}.values())
             if need > have:
-                self._lift(f"{self._group(group, members)}: {_size(need)} of weights, but the weight memories of "
-                           f"cores {[t.cores[c] for c in cols]} hold {_size(have)} together",
+                self._lift(f"{self._group(group, members)}: {size_text(need)} of weights, but the weight memories of "
+                           f"cores {[t.cores[c] for c in cols]} hold {size_text(have)} together",
                            "split the fusion group or allow more cores", members)
 
     def holds(self, col: np.ndarray) -> bool:
@@ -465,7 +457,7 @@ class _Capacity:
                 heaviest = members[int(np.argmax(t.weight_bits[members]))]
                 self._lift(f"{self._group(group, members)}: its pieces' weights cannot be packed into their cores' "
                            f"weight memories (largest: layer {self._name(int(t.piece_layer[heaviest]))}, "
-                           f"{_size(int(t.weight_bits[heaviest]))} per piece)",
+                           f"{size_text(int(t.weight_bits[heaviest]))} per piece)",
                            "split those layers across more cores or make the fusion group smaller",
                            np.asarray(members))
                 return

@@ -26,6 +26,7 @@ import numpy as np
 
 from stream.results.timeline import Timeline, timeline_of
 from stream.simulation import CAUSES, OUTPUT, Trace
+from stream.units import size_text
 from stream.workload.ir import Role
 
 SCHEMA_VERSION = 4
@@ -184,18 +185,12 @@ def _weights_fetched_again(trace: Trace) -> list[str]:
     notes = []
     for i in np.flatnonzero((once > 0) & (moved >= REFETCH_NOTE_RATIO * once)).tolist():
         layer = g.workload.layers[i]
-        notes.append(f"layer {layer.name}: its weights ({_size(int(once[i]) // 8)}) came from DRAM "
+        notes.append(f"layer {layer.name}: its weights ({size_text(int(once[i]))}) came from DRAM "
                      f"{moved[i] / once[i]:.1f} times over: they did not stay on chip between its "
                      f"{int(np.count_nonzero(g.layer == i))} tiles (fewer intra-core tiles, more on-chip memory or "
                      f"a split over more cores keeps them)")
     return notes
 
-
-def _size(nbytes: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.2f} {unit}"
-    return f"{nbytes} B"
 
 
 def _allocation(allocation) -> dict:
