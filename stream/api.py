@@ -21,6 +21,7 @@ from stream.cost import CostModel
 from stream.errors import StreamError
 from stream.hardware import Accelerator, load_hardware
 from stream.mapping import Mapping, load_mapping, plan_layers
+from stream.mapping.fusion import cut_candidates, fused_mapping
 from stream.results import Result, summarize
 from stream.simulation import POLICIES, Trace, simulate
 from stream.tiling import MODES, CNGraph, tile
@@ -211,8 +212,6 @@ def memory_aware_fusion(workload, hardware, budget_bytes: int, chunks=(16, 32, 6
     gives the same choice much faster). The fastest candidate whose on-chip peak fits wins
     (the least memory if none fits). Returns the mapping of that choice for ``workload``,
     the choice, and every candidate in the order tried."""
-    from stream.mapping.fusion import cut_candidates, fused_mapping
-
     workload = workload if isinstance(workload, Workload) else load_workload(workload)
     accelerator = hardware if isinstance(hardware, Accelerator) else load_hardware(hardware)
     probe = workload if probe is None else (probe if isinstance(probe, Workload) else load_workload(probe))

@@ -5,7 +5,7 @@
 * :func:`fused_mapping`: fusion groups (by default one per block) tiled along ``dim`` in
   chunks of ``chunk`` elements (run with ``mode="fused"``): a chunk streams through the
   group's layers while sequential layers (a scan) keep their state on their core.
-  ``isolate`` cuts layers out of the groups (each then a group of its own, its output
+  ``isolate`` cuts layers out of the groups (each then runs whole, as unfused, its output
   through DRAM): the fusion cuts a memory-aware strategy chooses
   (:func:`stream.api.memory_aware_fusion`) among :func:`cut_candidates`.
 
@@ -17,6 +17,7 @@ parallel output dim other than ``dim``), the allocator choosing how far.
 from __future__ import annotations
 
 from stream.hardware.ir import Accelerator
+from stream.mapping import default_plan
 from stream.mapping.ir import FusionGroup, LayerRule, Mapping, TileSpec
 from stream.workload.ir import DimKind, Layer, Role, Workload
 
@@ -98,8 +99,6 @@ def _named(name: str, names: set[str]) -> bool:
 
 
 def _rules(workload: Workload, accelerator: Accelerator, dim: str) -> tuple[LayerRule, ...]:
-    from stream.mapping import default_plan
-
     rules = []
     for layer in workload.layers:
         cores = default_plan(layer, accelerator).candidates
