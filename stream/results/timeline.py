@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.simulation import CAUSES, MemoryTimeline, Trace
+from stream.simulation import MemoryTimeline, Trace
 from stream.tiling.csr import concatenated_ranges
 
 # resources a transfer holds besides links (link ids are >= 0)
@@ -50,7 +50,7 @@ class Timeline:
     busy_resource: np.ndarray  # link id, DRAM_READ or DRAM_WRITE
     busy_start: np.ndarray
     busy_end: np.ndarray
-    busy_cause: np.ndarray  # int8 index into CAUSES
+    busy_cause: np.ndarray  # int8 index into stream.simulation.CAUSES
     busy_transfer: np.ndarray  # the transfer's row in the trace (and in events.csv after the CNs)
     memories: tuple[MemoryTimeline, ...]
     latency_cycles: int
@@ -93,4 +93,4 @@ def timeline_of(trace: Trace) -> Timeline:
         memories=trace.memories, latency_cycles=int(trace.latency_cycles))
 
 
-__all__ = ["CAUSES", "DRAM_READ", "DRAM_WRITE", "Timeline", "resource_key", "resource_of", "timeline_of"]
+__all__ = ["DRAM_READ", "DRAM_WRITE", "Timeline", "resource_key", "resource_of", "timeline_of"]
