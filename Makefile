@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 	$(BIN)/stream run --out $(OUT)
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(VENV)/.installed
 	$(BIN)/python scripts/bench.py resnet18-fused resnet18-lbl two-conv resnet18-hetero-cpsat

@@ -1,11 +1,12 @@
 """Fused (depth-first) against layer-by-layer execution across the bundled CNNs and systems.
 
 For each workload (``inputs/workloads/<name>.yaml``) and hardware
-(``inputs/hardware/<name>.yaml``), with the mapping of the same name in
-``inputs/mappings/`` where there is one, the same case runs twice, ``fused`` and
-``layer_by_layer``, with the same allocator and the zigzag cost model. A mapping that does
-not fit a workload (a split into more pieces than a layer has, say) is dropped for that
-workload with a warning, and the row says ``mapping`` ``none`` and why in ``note``.
+(``inputs/hardware/<name>.yaml``), with the mapping the hardware file names
+(``default_mapping``), the same case runs twice, ``fused`` and ``layer_by_layer``, with
+the same allocator and the zigzag cost model. A split into more pieces than a layer has is
+cut to the layer, and ``note`` says how many were; a mapping that does not fit a workload
+at all is dropped for that workload with a warning, and the row says ``mapping`` ``none``
+and why in ``note``.
 
 Writes ``fused_vs_lbl.csv`` (one row per workload, hardware and mode: latency, energy and
 its four parts, DRAM read and write bytes, the peak of the busiest on-chip memory with and
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from stream.allocation import METHODS  # noqa: E402
-from stream.api import run_detailed  # noqa: E402
+from stream.api import NO_MAPPING, run_detailed  # noqa: E402
 from stream.errors import InputError  # noqa: E402
 from stream.hardware import load_hardware  # noqa: E402
 from stream.mapping import load_mapping, plan_layers  # noqa: E402
@@ -85,18 +86,19 @@ def _names(parser, option: str, value: str, folder: Path) -> list[str]:
 
 
 def mapping_for(workload, accelerator, system: str):
-    """The bundled mapping of ``system`` if there is one and it fits ``workload``: (mapping
-    or None, the name to report, a note)."""
-    path = INPUTS / "mappings" / f"{system}.yaml"
-    if not path.is_file():
-        return None, "none", ""
+    """The mapping the hardware of ``system`` names, if it has one and it fits ``workload``:
+    (mapping or NO_MAPPING, the name to report, a note)."""
+    if not accelerator.default_mapping:
+        return NO_MAPPING, "none", ""
+    path = Path(accelerator.default_mapping)
     mapping = load_mapping(path)
     try:
-        plan_layers(workload, accelerator, mapping)
+        plans = plan_layers(workload, accelerator, mapping)
     except InputError as error:
         print(f"warning: {workload.name} on {system}: {error}; running without a mapping", file=sys.stderr)
-        return None, "none", f"{path.name} does not fit: {error.key}: expected {error.expected}"
-    return mapping, path.name, ""
+        return NO_MAPPING, "none", f"{path.name} does not fit: {error.key}: expected {error.expected}"
+    cut = sum(len(plan.notes) for plan in plans.values())
+    return mapping, path.name, f"{cut} splits cut to the layer's size" if cut else ""
 
 
 def study(workload, system: str, args) -> list[dict]:

@@ -20,7 +20,7 @@ from stream.allocation import Allocation, AllocationSettings, allocate
 from stream.cost import CostModel
 from stream.errors import StreamError
 from stream.hardware import Accelerator, load_hardware
-from stream.mapping import Mapping, load_mapping, plan_layers
+from stream.mapping import NO_MAPPING, Mapping, load_mapping, plan_layers
 from stream.mapping.fusion import cut_candidates, fused_mapping
 from stream.results import Result, summarize
 from stream.simulation import POLICIES, Trace, simulate
@@ -29,8 +29,20 @@ from stream.workload import Workload, load_workload
 
 INPUTS = Path(__file__).resolve().parent.parent / "inputs"
 DEFAULT_WORKLOAD = INPUTS / "workloads" / "resnet18.yaml"
-DEFAULT_HARDWARE = INPUTS / "hardware" / "quad_core.yaml"
-DEFAULT_MAPPING = INPUTS / "mappings" / "quad_core.yaml"
+DEFAULT_HARDWARE = INPUTS / "hardware" / "quad_core.yaml"  # names its mapping (default_mapping)
+
+
+def resolve_mapping(mapping, accelerator: Accelerator) -> tuple[Mapping | None, str]:
+    """The mapping a run uses and a line saying which: the one given (a path or a Mapping),
+    else the hardware's ``default_mapping``, else none (``NO_MAPPING`` asks for none)."""
+    if isinstance(mapping, Mapping):
+        return mapping, Path(mapping.source_file).name if mapping.source_file else "given as an object"
+    if mapping is None and accelerator.default_mapping:
+        return load_mapping(accelerator.default_mapping), f"{Path(accelerator.default_mapping).name} (the hardware's default)"
+    if mapping is None or mapping == NO_MAPPING:
+        return None, ("none: each layer runs whole on the cores made for its operator, consecutive layers "
+                      "grouped while their weights fill half the weight memories")
+    return load_mapping(mapping), Path(mapping).name
 
 
 @dataclass
@@ -72,6 +84,7 @@ class _Prepared:
     workload: Workload
     accelerator: Accelerator
     mapping: Mapping | None
+    mapping_text: str  # which mapping, for the summary
     cngraph: CNGraph
     costs: object
     cost_info: dict
@@ -109,8 +122,7 @@ def _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir
     t0 = time.perf_counter()
     workload = workload if isinstance(workload, Workload) else load_workload(workload)
     accelerator = hardware if isinstance(hardware, Accelerator) else load_hardware(hardware)
-    if mapping is not None and not isinstance(mapping, Mapping):
-        mapping = load_mapping(mapping)
+    mapping, mapping_text = resolve_mapping(mapping, accelerator)
     plans = plan_layers(workload, accelerator, mapping)
     t1 = time.perf_counter()
     say(f"loaded {workload.name} ({len(workload.layers)} layers) and {accelerator.name}")
@@ -125,9 +137,9 @@ def _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir
     # cache hits and misses depend on what earlier runs left in the cache: kept out of the
     # result (byte-identical for the same inputs), available on Run.cost_stats
     cost_info = {"model": cost_model, "objective": objective, "entries": len(costs)}
-    notes = workload.warnings + tuple(cngraph.notes) + tuple(
+    notes = workload.warnings + accelerator.warnings + tuple(cngraph.notes) + tuple(
         f"cost: some tiles fit no mapping on their core and use the {f}" for f in fallbacks)
-    return _Prepared(workload, accelerator, mapping, cngraph, costs, cost_info, notes, policy,
+    return _Prepared(workload, accelerator, mapping, mapping_text, cngraph, costs, cost_info, notes, policy,
                      {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2}, progress)
 
 
@@ -155,7 +167,8 @@ def _allocate_and_simulate(case: _Prepared, allocator: str, settings: Allocation
     trace, reused = case.simulate(allocation, progress)
     t5 = time.perf_counter()
     say(f"simulated: {trace.latency_cycles:,} cycles")
-    result = summarize(trace, warnings=case.notes + allocation.notes, cost_model=case.cost_info)
+    result = summarize(trace, warnings=case.notes + allocation.notes, cost_model=case.cost_info,
+                       mapping=case.mapping_text)
     t6 = time.perf_counter()
     # a simulation the allocator already ran for this allocation counts as the simulation step
     seconds = dict(case.seconds, allocation=t4 - t3 - reused, simulation=t5 - t4 + reused, results=t6 - t5)
@@ -238,9 +251,10 @@ def memory_aware_fusion(workload, hardware, budget_bytes: int, chunks=(16, 32, 6
 
 
 def resolve_inputs(workload=None, hardware=None, mapping=None):
-    """The bundled default (ResNet-18 on the quad-core system) for whatever is not given."""
+    """The bundled default (ResNet-18 on the quad-core system, with that system's mapping)
+    for whatever is not given."""
     if workload is None and hardware is None:
-        return DEFAULT_WORKLOAD, DEFAULT_HARDWARE, (DEFAULT_MAPPING if mapping is None else mapping)
+        return DEFAULT_WORKLOAD, DEFAULT_HARDWARE, mapping
     if workload is None or hardware is None:
         raise StreamError("give both a workload and a hardware file, or neither for the bundled default")
     return os.fspath(workload), os.fspath(hardware), mapping

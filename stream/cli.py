@@ -131,7 +131,8 @@ def _parser() -> argparse.ArgumentParser:
 def _case_arguments(parser) -> None:
     parser.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
     parser.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
-    parser.add_argument("--mapping", "-m", help="mapping file (.yaml); default: derived from the hardware")
+    parser.add_argument("--mapping", "-m", help="mapping file (.yaml); default: the hardware file's default_mapping; "
+                                                "'none' for no mapping at all")
     parser.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
     parser.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"),
                         help="order each core runs its CNs in (default: depth_first when fused, "
@@ -383,9 +384,15 @@ def cmd_compare_runs(args) -> int:
         label = Path(value).stem if name in ("hardware", "mapping") else value
         if label in runs:
             label = f"{label} ({len(runs) + 1})"
-        runs[label] = run_detailed(workload, hardware, mapping, mode=setting["mode"], allocator=setting["allocator"],
-                                   cost_model=args.cost_model, objective=args.objective, policy=args.policy,
-                                   progress=say, allocation=_settings(args)).result
+        run = run_detailed(workload, hardware, mapping, mode=setting["mode"], allocator=setting["allocator"],
+                           cost_model=args.cost_model, objective=args.objective, policy=args.policy,
+                           progress=say, allocation=_settings(args))
+        if name == "mode" and value == "fused" and not run.cngraph.fuses:
+            print(f"error: compare: the fused plan fuses nothing ({run.result.mapping}): no fusion group cuts its "
+                  "layers into intra-core tiles, so fused and layer by layer run the same compute nodes; give a "
+                  "mapping with intra_core_tiling (--mapping)", file=sys.stderr)
+            return EXIT_INPUT_ERROR
+        runs[label] = run.result
     rows = comparison(runs)
     labels = list(runs)
     first = runs[labels[0]]
@@ -439,6 +446,7 @@ def format_summary(result) -> str:
     lines = [
         f"{result.workload} on {result.hardware}: {result.mode}, {result.policy} order, "
         f"{result.allocator} allocation",
+        *([f"  mapping           {result.mapping}"] if result.mapping else []),
         f"  compute nodes     {result.num_cns:,} ({result.num_edges:,} dependencies)",
         f"  latency           {result.latency_cycles:,} cycles = {_si(result.latency_s, 's')} "
         f"at {_si(result.clock_hz, 'Hz')}",
@@ -521,7 +529,7 @@ def cmd_validate(args) -> int:
 
 
 def _validate_one(file: str):
-    from stream.spec import load_yaml
+    from stream.spec import load_yaml, unmodelled_note
 
     if file.lower().endswith(".onnx"):
         from stream.workload import load_workload
@@ -533,12 +541,12 @@ def _validate_one(file: str):
         from stream.hardware import load_hardware
 
         acc = load_hardware(file)
-        return "hardware", f"{len(acc.cores)} cores, {len(acc.links)} links", ()
+        return "hardware", f"{len(acc.cores)} cores, {len(acc.links)} links", acc.warnings
     if isinstance(data, dict) and ("memories" in data or "operational_array" in data):
         from stream.hardware import load_core
 
         core = load_core(file, 0)
-        return "core", f"{core.array.units} MAC units, {len(core.memories)} memories", ()
+        return "core", f"{core.array.units} MAC units, {len(core.memories)} memories", unmodelled_note(file, core.unmodelled)
     entries = data.get("layers", []) if isinstance(data, dict) else data
     if isinstance(entries, list) and any(isinstance(e, dict) and "equation" in e for e in entries):
         from stream.workload import load_workload
@@ -580,13 +588,19 @@ def cmd_inspect(args) -> int:
 def _inspect_cns(workload, args) -> int:
     import numpy as np
 
+    from stream.api import NO_MAPPING, resolve_mapping
     from stream.hardware import load_hardware
     from stream.mapping import load_mapping, plan_layers
     from stream.tiling import DATA, tile
 
     accelerator = load_hardware(args.hardware) if args.hardware else None
-    mapping = load_mapping(args.mapping) if args.mapping else None
+    if accelerator is not None:
+        mapping, text = resolve_mapping(args.mapping, accelerator)
+    else:
+        mapping = load_mapping(args.mapping) if args.mapping and args.mapping != NO_MAPPING else None
+        text = Path(mapping.source_file).name if mapping else "none"
     g = tile(workload, plan_layers(workload, accelerator, mapping), args.mode)
+    print(f"mapping: {text}")
     data = g.edge_kind == DATA
     in_data = np.bincount(g.edge_dst[data], minlength=g.num_cns)
     in_chain = np.bincount(g.edge_dst[~data], minlength=g.num_cns)

@@ -162,3 +162,29 @@ def split_pair(value: Any, where: Where) -> tuple[str, str]:
         if left.strip() and right.strip():
             return left.strip(), right.strip()
     raise where.error('a pair written "A, B"', value)
+
+
+ANY_VALUE = object()
+
+
+def unmodelled(data: dict, where: Where, keys: dict[str, Any]) -> list[str]:
+    """Key paths of ``data`` that are read but not modelled.
+
+    ``keys`` maps each such key to the value our model behaves as (``ANY_VALUE``: no value
+    is modelled, the key is reported whenever present). A key left at that value changes
+    nothing, so only the others are reported; the loaders turn them into one warning line
+    per file (see :func:`unmodelled_note`).
+    """
+    found = []
+    for key, modelled in keys.items():
+        if key in data and (modelled is ANY_VALUE or data[key] != modelled):
+            found.append((where / key).path)
+    return found
+
+
+def unmodelled_note(file: str, paths: Iterable[str]) -> tuple[str, ...]:
+    """One warning line naming every key of ``file`` that is read but not modelled, or none."""
+    paths = list(dict.fromkeys(paths))
+    if not paths:
+        return ()
+    return (f"{file}: read but not modelled (no effect on the results): {', '.join(paths)}",)

@@ -26,7 +26,10 @@ def test_run_writes_result_json_and_plots(tmp_path, capsys):
     assert set(data["energy_pj"]) == {"total", "mac", "onchip_memory", "offchip_memory", "interconnect"}
     assert data["energy_pj"]["total"] == pytest.approx(sum(v for k, v in data["energy_pj"].items() if k != "total"))
     assert data["latency_s"] == pytest.approx(data["latency_cycles"] / data["clock_hz"])
-    assert data["num_cns"] == 2 and data["mode"] == "fused"
+    # single_core.yaml names its mapping: one output row per CN, 32 rows in each conv
+    assert data["num_cns"] == 2 * 32 and data["mode"] == "fused"
+    assert data["mapping"] == "single_core.yaml (the hardware's default)"
+    assert "  mapping           single_core.yaml (the hardware's default)" in printed
     assert (out / "gantt.png").stat().st_size > 0 and (out / "gantt.pdf").read_bytes().startswith(b"%PDF")
     assert (out / "summary.txt").read_text() == printed.split("\n\nwrote")[0] + "\n"
 
@@ -41,7 +44,8 @@ def test_run_output_is_byte_identical_across_runs(tmp_path):
 
 
 def test_run_takes_a_scheduling_policy(tmp_path, capsys):
-    base = ["run", "-q", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "quad_core.yaml")]
+    base = ["run", "-q", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "quad_core.yaml"),
+            "-m", "none"]
     results = {}
     for policy in ("depth_first", "latency", "layer_by_layer"):
         assert main(base + ["--policy", policy, "--out", str(tmp_path / policy)]) == 0
@@ -63,7 +67,8 @@ def test_run_reports_progress_on_stderr_unless_quiet(capsys, monkeypatch):
     monkeypatch.setattr(engine, "PROGRESS_EVERY", 1)  # look at the clock after every CN
     monkeypatch.setattr(engine, "PROGRESS_SECONDS", 0.0)  # and report each time
     monkeypatch.setattr(stream.progress, "REPORT_SECONDS", 0.0)  # tiling and costing: every layer
-    args = ["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(INPUTS / "hardware" / "single_core.yaml")]
+    args = ["run", "-w", str(INPUTS / "workloads" / "two_conv.yaml"), "-a", str(INPUTS / "hardware" / "single_core.yaml"),
+            "-m", "none"]
     assert main(args) == 0  # stderr is not a terminal here: no progress unless asked
     assert capsys.readouterr().err == ""
     args.append("--progress")
@@ -158,7 +163,7 @@ def test_console_script_exit_codes(tmp_path):
 
 def test_run_with_cpsat_reports_the_search_and_stays_reproducible(tmp_path, capsys):
     args = ["run", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "hetero.yaml"),
-            "--allocator", "cpsat", "--time-limit", "2"]
+            "-m", "none", "--allocator", "cpsat", "--time-limit", "2"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert "  allocation        cpsat " in printed and "gap" in printed
@@ -179,7 +184,7 @@ def test_run_with_cpsat_reports_the_search_and_stays_reproducible(tmp_path, caps
 
 def test_run_takes_the_allocation_objective(tmp_path):
     base = ["run", "-q", "-w", str(INPUTS / "workloads" / "fsrcnn.yaml"), "-a", str(INPUTS / "hardware" / "hetero.yaml"),
-            "--time-limit", "2"]
+            "-m", "none", "--time-limit", "2"]
     results = {}
     for objective in ("latency", "energy"):
         assert main(base + ["--allocation-objective", objective, "--out", str(tmp_path / objective)]) == 0

@@ -192,24 +192,40 @@ def test_run_writes_tables_and_a_perfetto_trace(tmp_path, capsys):
     assert "--perfetto writes into the --out directory" in capsys.readouterr().err
 
 
-def test_compare_fused_and_layer_by_layer(chain, tmp_path, capsys):  # noqa: F811
+def test_compare_fused_and_layer_by_layer(chain, tmp_path):  # noqa: F811
     # the hand-worked chain of test_pipeline: fused 680 cycles, layer by layer 744 (conv_a's
     # output goes to DRAM and back: 128 more bytes each way, 2 x 32 words x 100 pJ more)
-    workload, hardware = chain
-    args = ["compare", "-q", "-w", str(workload), "-a", str(hardware), "--cost-model", "roofline",
-            "--allocator", "greedy", "--out", str(tmp_path)]
-    assert main(args) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "chain: fused vs layer_by_layer (mode)"
-    assert lines[3].split() == ["latency_cycles", "cycles", "680", "744", f"{744 / 680:.3f}"]
-    data = json.loads((tmp_path / "comparison.json").read_text())
-    rows = {row["metric"]: row["values"] for row in data["rows"]}
-    assert data["varied"] == "mode"
+    from stream.api import run_detailed
+    from stream.results import comparison
+
+    runs = {mode: run_detailed(*chain, mode=mode, cost_model="roofline", allocator="greedy").result
+            for mode in ("fused", "layer_by_layer")}
+    rows = {row["metric"]: row["values"] for row in comparison(runs)}
     assert rows["latency_cycles"] == {"fused": 680, "layer_by_layer": 744}
     assert rows["dram_read_bytes"] == {"fused": 640, "layer_by_layer": 768}
     assert rows["dram_write_bytes"] == {"fused": 64, "layer_by_layer": 192}
     assert rows["offchip_memory_pj"] == {"fused": 17600.0, "layer_by_layer": 17600.0 + 2 * 32 * 100}
     assert rows["peak_memory_bytes"] == {"fused": 832, "layer_by_layer": 960}
+
+
+def test_compare_refuses_a_fused_plan_that_fuses_nothing(chain, tmp_path, capsys):  # noqa: F811
+    """Unmapped, the chain runs each conv whole: fused and layer by layer would run the same
+    CNs. With its rows tiled (OY, all) the comparison runs and prints both and their ratio."""
+    workload, hardware = chain
+    args = ["compare", "-q", "-w", str(workload), "-a", str(hardware), "--cost-model", "roofline",
+            "--allocator", "greedy", "--out", str(tmp_path)]
+    assert main(args) == 1
+    assert "the fused plan fuses nothing" in capsys.readouterr().err
+    rows = tmp_path / "rows.yaml"
+    rows.write_text('version: 1\nlayers:\n  - {name: Conv, core_allocation: [0], intra_core_tiling: ["OY, all"]}\n')
+    assert main(args + ["-m", str(rows)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "chain: fused vs layer_by_layer (mode)"
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    latency = {row["metric"]: row["values"] for row in data["rows"]}["latency_cycles"]
+    assert lines[3].split() == ["latency_cycles", "cycles", f"{latency['fused']:,}", f"{latency['layer_by_layer']:,}",
+                                f"{latency['layer_by_layer'] / latency['fused']:.3f}"]
+    assert data["varied"] == "mode"
     assert (tmp_path / "comparison.pdf").read_bytes().startswith(b"%PDF")
 
 

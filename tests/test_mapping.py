@@ -56,8 +56,9 @@ def test_plan_classic_on_resnet18_onnx():
     assert conv.intra_core == (TileSpec("OY", tile=1),)
     assert plans["/maxpool/MaxPool"].candidates == (4,)
     add = plans["/layer1/layer1.0/Add"]
-    # the field's rule says "H, *" and "D, all"; an Add has neither: a template entry, skipped
-    assert add.candidates == (5,) and add.inter_core == () and add.intra_core == ()
+    # the field's rule says "H, *" and "D, all": by the classic names of a 4-D elementwise
+    # layer (B, H, D, K by position) the channels over its one core, and its rows
+    assert add.candidates == (5,) and add.inter_core == (("C", 1),) and add.intra_core == (TileSpec("OY", tile=1),)
 
 
 def test_fixed_split_pins_pieces_in_order():
@@ -83,7 +84,7 @@ RUNS = [  # (mapping, hardware, workload): every classic mapping with its system
     ("tpu_like_quad_core", "tpu_like_quad_core", "resnet18.yaml"),
     ("tpu_like_quad_core_ga", "tpu_like_quad_core", "resnet18.onnx"),
     ("tpu_like_quad_core_resnet18_fixed_split", "tpu_like_quad_core", "resnet18.onnx"),
-    ("simba", "simba", "resnet18.onnx"),
+    ("simba", "simba", "resnet18.yaml"),
     ("simba_small", "simba_small", "resnet18.yaml"),
     ("simba_small_fixed", "simba_small", "fsrcnn.onnx"),
     ("array_and_vec", "fusemax", "fsrcnn.onnx"),
@@ -92,9 +93,10 @@ RUNS = [  # (mapping, hardware, workload): every classic mapping with its system
 
 @pytest.mark.parametrize("mapping, hardware, workload", RUNS, ids=[r[0] for r in RUNS])
 def test_classic_mappings_drive_a_run(mapping, hardware, workload):
-    # greedy: the mapping is the point here (CP-SAT runs on every bundled case in test_pipeline)
+    # greedy and the roofline: the mapping is the point here (CP-SAT and the zigzag model run
+    # on every bundled case in test_pipeline)
     detail = run_detailed(CLASSIC / "workload" / workload, CLASSIC / "hardware" / f"{hardware}.yaml",
-                          CLASSIC / "mapping" / f"{mapping}.yaml", allocator="greedy")
+                          CLASSIC / "mapping" / f"{mapping}.yaml", allocator="greedy", cost_model="roofline")
     detail.trace.check()
     assert detail.result.latency_cycles > 0
 
@@ -125,9 +127,10 @@ BASE = """\
 
 
 @pytest.mark.parametrize("edit, key, expected", [
-    (('"K, 4"', '"Q, 4"'), "layers[0].inter_core_tiling", "a dim of the layer"),
+    (('name: Conv\n        core_allocation: [0, 1, 2, 3]\n        inter_core_tiling: ["K, 4"]',
+      'name: conv1\n        core_allocation: [0, 1, 2, 3]\n        inter_core_tiling: ["Q, 4"]'),
+     "layers[0].inter_core_tiling", "a dim of the layer"),
     (('"K, 4"', '"C, 4"'), "layers[0].inter_core_tiling", "a parallel dim"),
-    (('"K, 4"', '"K, 99"'), "layers[0].inter_core_tiling", "at most 64 pieces of K"),
     (("[0, 1, 2, 3]", "[0, 9]"), "layers[0].core_allocation[1]", "a core id of quad_core"),
     (("[0, 1, 2, 3]", "[0, 6]"), "layers[0].core_allocation[1]", "a compute core that supports 'Conv'"),
     (('"K, 4"', '"K, four"'), "layers[0].inter_core_tiling[0]", '"DIM, N"'),

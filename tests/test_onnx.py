@@ -81,8 +81,9 @@ def test_conv_strided_padded_dilated(tmp_path):
     assert i.axes[3].index_range({"OX": (0, 1), "FX": (0, 1)}) == (0, 0)  # only padding (ix = -1)
     assert i.axes[3].index_range({"OX": (0, 1), "FX": (0, 3)}) == (0, 4)  # ix = -1, 1, 3
     assert layer.attr("bias") is True
-    assert layer.aliases == (("D0", "B"), ("D1", "C"), ("D2", "OY"), ("D3", "FY"), ("D4", "OX"),
-                             ("D5", "FX"), ("D6", "K"))
+    # the field's 2-D conv node (b, ox, oy, fx, fy, c, k): D2 is the rows, D6 the output channels
+    assert layer.aliases == (("D0", "B"), ("D1", "OX"), ("D2", "OY"), ("D3", "FX"), ("D4", "FY"),
+                             ("D5", "C"), ("D6", "K"))
 
 
 @pytest.mark.parametrize("auto_pad, begin", [("SAME_UPPER", 0), ("SAME_LOWER", 1), ("VALID", 0)])

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import INPUTS
 from stream.allocation import AllocationSettings
-from stream.api import compare_allocators, run, run_detailed
+from stream.api import NO_MAPPING, compare_allocators, run, run_detailed
 
 # One 4x4 core (K and C unrolled 4 ways), 1 pJ/MAC, a 64-bit SRAM at 10 pJ per word;
 # DRAM with one 32-bit port at 100 pJ per word; one 32-bit bus at 0.5 pJ/bit.
@@ -185,7 +185,7 @@ HARDWARE = ["single_core.yaml", "quad_core.yaml", "hetero.yaml", "mesh_4x4.yaml"
 @pytest.mark.parametrize("hardware", HARDWARE)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_every_bundled_workload_runs_on_every_bundled_hardware(workload, hardware):
-    check_bundled_case(INPUTS / "workloads" / workload, INPUTS / "hardware" / hardware, None)
+    check_bundled_case(INPUTS / "workloads" / workload, INPUTS / "hardware" / hardware, NO_MAPPING)
 
 
 @pytest.mark.parametrize("system", ["quad_core", "hetero"])

@@ -27,7 +27,8 @@ SMALL_AXES = f"""\
 
 def make_spec(directory, axes=SMALL_AXES, combine="product", hardware="single_core.yaml", base="",
               name="spec.yaml"):
-    """A sweep of two_conv on a bundled system (greedy, roofline), paths relative to the spec."""
+    """A sweep of two_conv on a bundled system (greedy, roofline, no mapping: each conv one
+    CN), paths relative to the spec."""
     directory.mkdir(parents=True, exist_ok=True)
 
     def rel(*parts):
@@ -40,7 +41,7 @@ name: small
 base:
   workload: {rel("workloads", "two_conv.yaml")}
   hardware: {rel("hardware", hardware)}
-  allocator: greedy
+{"" if "mapping:" in base else "  mapping: none" + chr(10)}  allocator: greedy
   cost_model: roofline
 {base}axes:
 {axes}combine: {combine}
@@ -150,8 +151,10 @@ def test_materialised_hardware_has_exactly_the_overridden_values(tmp_path):
     original = yaml.safe_load((INPUTS / "hardware" / "quad_core.yaml").read_text())
     system = yaml.safe_load((directory / "quad_core.yaml").read_text())
     assert system["core_connectivity"][12]["bandwidth"] == 128
-    # nothing else changed but the core files' places
-    expected = dict(original, cores=system["cores"])
+    # nothing else changed but the core files' places, and the default mapping's path (the
+    # same file, named from the new place)
+    expected = dict(original, cores=system["cores"],
+                    default_mapping=str((INPUTS / "hardware" / original["default_mapping"]).resolve()))
     expected["core_connectivity"] = [dict(link) for link in original["core_connectivity"]]
     expected["core_connectivity"][12]["bandwidth"] = 128
     assert system == expected
@@ -238,7 +241,7 @@ def test_process_pool_and_dask_give_byte_identical_tables(tmp_path):
     assert len(lines) == 9 and pool.rows == dask.rows
     rows = {(r[SIZE], r[BUS], r["mode"]): r for r in pool.rows}
     own = rows[8388608, 64, "fused"]  # the file's own values: the same as running the file itself
-    direct = run(INPUTS / "workloads" / "two_conv.yaml", INPUTS / "hardware" / "single_core.yaml",
+    direct = run(INPUTS / "workloads" / "two_conv.yaml", INPUTS / "hardware" / "single_core.yaml", "none",
                  allocator="greedy", cost_model="roofline")
     assert own["latency_cycles"] == direct.latency_cycles
     assert own["energy_pj"] == direct.energy_pj["total"]

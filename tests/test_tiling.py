@@ -64,7 +64,8 @@ def test_ragged_last_tile_and_chains(write):
              loop_sizes: [10, 6, 4], operand_precision: {O: 32, O_final: 8, W: 8, I: 8}}
         """)
     w = load_workload(path)
-    plan = LayerPlan("a", (0,), None, (), (TileSpec("D", tile=4), TileSpec("C", count=2)))
+    # the tiling list nests its first entry innermost: C's two tiles inside each D tile
+    plan = LayerPlan("a", (0,), None, (), (TileSpec("C", count=2), TileSpec("D", tile=4)))
     g = tile(w, {"a": plan}, "fused")
     assert [g.box(cn)["D"] for cn in range(0, g.num_cns, 2)] == [(0, 4), (4, 8), (8, 10)]
     # C in two tiles of 3: the first holds partial sums (32 bits), the second finishes them
@@ -134,7 +135,8 @@ def test_inspect_cns_lists_layers_and_groups(capsys):
     out = capsys.readouterr().out
     assert code == 0
     # no hardware: the mapping alone; conv_a and conv_b: 4 K-pieces x 32 rows each
-    assert out.startswith("two_conv (fused): 256 CNs")
+    assert out.splitlines()[0] == "mapping: quad_core.yaml"
+    assert out.splitlines()[1].startswith("two_conv (fused): 256 CNs")
     line = next(l for l in out.splitlines() if l.startswith("conv_b"))
     # conv_b rows read 3 conv_a rows (2 at the borders) from each of its 4 pieces
     assert line.split()[2:6] == ["128", "4", "32", f"{(32 * 3 - 2) * 4 * 4:,}"]

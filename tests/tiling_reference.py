@@ -14,7 +14,9 @@ one in plain Python, so it is slow (small layers only) but easy to check by eye:
   writes it and completes it (its box reaches the end of every reduction dim).
   Bits = number of elements credited x the consumer operand's precision.
 * Partial-sum chains: tiles of a layer equal on every non-reduction dim, in order of
-  their reduction starts; bits = distinct output elements x partial precision.
+  their reduction starts, compared from the outermost tile loop in (the tiling lists
+  nest: the last intra-core entry outermost, the first inter-core entry innermost);
+  bits = distinct output elements x partial precision.
 * Sequential chains: tiles equal except along one sequential dim, in order; bits = the
   state handed on: output elements touched at the last step of that dim x precision.
 * Externals (weights, network inputs): CNs of a layer share a DRAM tensor iff their
@@ -240,12 +242,18 @@ def reference(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fuse
 
     psum, seq = set(), set()
     for layer in workload.layers:
-        red = [d for d, k in zip(layer.dims, layer.kinds) if k is DimKind.REDUCTION]
+        red = _outermost_first(plans[layer.name], mode,
+                               [d for d, k in zip(layer.dims, layer.kinds) if k is DimKind.REDUCTION])
         psum |= _chains(layer, boxes[layer.name], red, _psum_bits)
         for d, k in zip(layer.dims, layer.kinds):
             if k is DimKind.SEQUENTIAL:
                 seq |= _chains(layer, boxes[layer.name], [d], lambda l, b, d=d: _state_bits(l, b, d))
     return Reference(cns, dict(data_bits), dict(data_edges), psum, seq, externals, owner)
+
+
+def _outermost_first(plan: LayerPlan, mode: str, dims: list[str]) -> list[str]:
+    nesting = [t.dim for t in reversed(plan.intra_core) if mode == "fused"] + [d for d, _ in reversed(plan.inter_core)]
+    return sorted(dims, key=lambda d: nesting.index(d) if d in nesting else len(nesting))
 
 
 def _state_bits(layer: Layer, box: Box, dim: str) -> int:

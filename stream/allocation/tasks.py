@@ -177,10 +177,9 @@ def _weight_memories(acc: Accelerator, cores: tuple[int, ...]) -> tuple[np.ndarr
     capacity = np.array([acc.core(c).memory_for("I2").size_bits for c in cores], dtype=np.int64)
     memory = np.arange(len(cores))
     column = {c: k for k, c in enumerate(cores)}
-    for group in acc.memory_sharing:  # a shared top memory holds the weights of all its cores
-        members = [column[c] for c in group if c in column and
-                   acc.core(c).memory_for("I2") is acc.core(c).top_memory]
-        memory[members] = min(members, default=0)
+    for c in cores:  # a shared weight memory holds the weights of all its cores
+        members = [column[x] for x in acc.sharing(c, acc.core(c).memory_for("I2")) if x in column]
+        memory[members] = min(members)
     return capacity, memory
 
 

@@ -57,6 +57,7 @@ from stream.workload.ir import Layer
 DIRECTIONS = ("rd_out_to_low", "wr_in_by_low", "rd_out_to_high", "wr_in_by_high")
 TL, FL, TH, FH = 0, 1, 2, 3  # indices into DIRECTIONS
 _DIR_CODE = {"tl": TL, "fl": FL, "th": TH, "fh": FH}
+_WRITE_CODES = (FH, FL)  # directions that write into the memory
 DEFAULT_LINKS = {"O": "O", "W": "I2", "I": "I1"}
 _INPUT_MEM_OPS = ("I1", "I2")
 
@@ -177,7 +178,7 @@ def prepare(core: Core, layer: Layer, sizes: dict[str, int] | None = None,
             alloc = _allocation(core.memories[i])
             per_dir = [None, None, None, None]
             for d, port in alloc.get(mem_op, {}).items():
-                per_dir[d] = (port.bw_min, port.bw_max)
+                per_dir[d] = (port.granularity(d in _WRITE_CODES), port.bw_max)
             bw.append(tuple(per_dir))
         output = index == 0
         size_elem = 1

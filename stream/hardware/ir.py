@@ -19,9 +19,13 @@ DIRECTIONS = ("fh", "tl", "fl", "th")  # from-higher, to-lower, from-lower, to-h
 class Port:
     name: str
     kind: str  # "read" | "write" | "read_write"
-    bw_min: float  # access granularity, bits
+    bw_min: float  # access granularity, bits (of reads, on a read-write port)
     bw_max: float  # word width, bits per cycle
     allocation: tuple[tuple[str, str], ...]  # (memory operand, direction)
+    bw_min_write: float | None = None  # a read-write port's write granularity, when it differs
+
+    def granularity(self, write: bool) -> float:
+        return self.bw_min_write if (write and self.bw_min_write is not None) else self.bw_min
 
     @property
     def can_read(self) -> bool:
@@ -70,7 +74,8 @@ class Memory:
             port = max(candidates, key=lambda p: p.bw_max) if candidates else None
         if port is None or port.bw_max <= 0:
             return 0.0
-        words = math.ceil(bits / port.bw_min) * (port.bw_min / port.bw_max)
+        granularity = port.granularity(write)
+        words = math.ceil(bits / granularity) * (granularity / port.bw_max)
         return words * (self.w_cost if write else self.r_cost)
 
 
@@ -97,6 +102,7 @@ class Core:
     operator_types: tuple[str, ...] | None = None  # None: any operator
     source_file: str | None = None
     operator_costs: tuple[tuple[str, float], ...] = ()  # (op type, cost per element op per lane); absent: 1
+    unmodelled: tuple[str, ...] = ()  # key paths of the core file read but not modelled
 
     @property
     def top_memory(self) -> Memory:
@@ -106,6 +112,13 @@ class Core:
         """The top memory holding ``operand`` (I1, I2 or O), else the top memory."""
         holding = [m for m in self.memories if operand in m.operands]
         return holding[-1] if holding else self.top_memory
+
+    @property
+    def top_memories(self) -> tuple[Memory, ...]:
+        """The memories at the top of the hierarchy of some operand (those a core_memory_sharing
+        group shares), in the file's order."""
+        tops = {self.memory_for(op).name for op in MEMORY_OPERANDS}
+        return tuple(m for m in self.memories if m.name in tops)
 
     @property
     def is_compute(self) -> bool:
@@ -136,6 +149,8 @@ class Accelerator:
     memory_sharing: tuple[tuple[int, ...], ...] = ()  # groups of cores sharing a top memory
     coordinates: tuple[tuple[int, tuple[int, int]], ...] = ()
     source_file: str | None = None
+    default_mapping: str | None = None  # the mapping file a run uses when it is given none
+    warnings: tuple[str, ...] = ()  # keys read but not modelled, and the like
 
     @cached_property
     def _by_id(self) -> dict[int, Core]:
@@ -151,6 +166,16 @@ class Accelerator:
     @property
     def compute_cores(self) -> tuple[Core, ...]:
         return tuple(c for c in self.cores if c.is_compute)
+
+    def sharing(self, core_id: int, memory: Memory) -> tuple[int, ...]:
+        """The cores that hold ``memory`` of core ``core_id`` as one physical memory: its
+        core_memory_sharing group when the memory is one of the core's top memories (every
+        member has a memory of that name; the loader checks that they are identical), else
+        the core alone."""
+        for group in self.memory_sharing:
+            if core_id in group and any(m.name == memory.name for m in self.core(core_id).top_memories):
+                return tuple(sorted(group))
+        return (core_id,)
 
     @property
     def offchip_core(self) -> Core | None:

@@ -28,7 +28,7 @@ Interpretations of the classic form:
 * Ports: ``r_port_i`` reads at ``r_bw``, ``w_port_i`` writes at ``w_bw``, ``rw_port_i``
   does both at ``max(r_bw, w_bw)``. The access granularity (``Port.bw_min``) is
   ``min_r_granularity``/``min_w_granularity`` when given, else the port's bandwidth; an
-  ``rw`` port takes the smaller of the granularities given.
+  ``rw`` port reads at the one and writes at the other.
 
 Both forms: a port's ``bandwidth_min`` defaults to its ``bandwidth_max``; the core named
 by ``offchip_core_id`` is the off-chip core (no other core may be of type offchip);
@@ -48,8 +48,8 @@ from stream.hardware.ir import (
     DIRECTIONS, MEMORY_OPERANDS, Accelerator, Core, Link, Memory, OperationalArray, Port,
 )
 from stream.spec import (
-    Where, check_keys, expect_bool, expect_dict, expect_int, expect_list, expect_number, expect_str,
-    load_yaml, split_pair,
+    ANY_VALUE, Where, check_keys, expect_bool, expect_dict, expect_int, expect_list, expect_number, expect_str,
+    load_yaml, split_pair, unmodelled, unmodelled_note,
 )
 
 CORE_TYPES = {
@@ -65,7 +65,21 @@ CLASSIC_MEMORY_KEYS = ("r_bw", "w_bw", "r_port", "w_port", "rw_port")
 MEMORY_OPTIONAL = ("area", "latency", "auto_cost_extraction", "force_double_buffering")
 MEMORY_REQUIRED = ("size", "r_cost", "w_cost", "operands", "ports", "served_dimensions")
 ARRAY_REQUIRED = ("dimensions", "sizes", "unit_energy")
-ARRAY_OPTIONAL = ("unit_area", "input_precision")  # input_precision: accepted, unused
+ARRAY_OPTIONAL = ("unit_area", "input_precision")
+
+# Keys the field's files carry that no part of our model uses: each is read (and checked),
+# and reported in one warning line per file when its value would change the field's result.
+# The value is the behaviour we model (ANY_VALUE: reported whenever present).
+UNMODELLED_SYSTEM = {"technology_node": ANY_VALUE}  # no cost model scales with the node
+UNMODELLED_CORE = {"operand_precision": ANY_VALUE}  # the workload's precisions are the ones used
+UNMODELLED_ARRAY = {"unit_area": ANY_VALUE, "input_precision": ANY_VALUE}  # no area model; precisions: workload's
+UNMODELLED_MEMORY = {
+    "area": ANY_VALUE,  # no area model
+    "latency": ANY_VALUE,  # accesses cost bandwidth, not a fixed latency
+    "mem_type": ANY_VALUE,  # the field's CACTI hint; costs come from r_cost/w_cost
+    "auto_cost_extraction": False,  # true asks CACTI for costs; ours come from the file
+    "force_double_buffering": False,  # double-buffered operands are not modelled
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,14 +101,15 @@ def load_hardware(path: str | os.PathLike) -> Accelerator:
 
 def _load_system(data: dict, where: Where, ours: bool) -> Accelerator:
     """2026 form (and ours when ``ours``)."""
-    optional = ("name", "unit_energy_cost", "core_coordinates", "core_memory_sharing", "technology_node", "clock_hz")
+    optional = ("name", "unit_energy_cost", "core_coordinates", "core_memory_sharing", "technology_node", "clock_hz",
+                "default_mapping")
     required = ("cores", "offchip_core_id", "core_connectivity")
     if ours:
         check_keys(data, where, required=("version", "name") + required, optional=optional)
     else:
         check_keys(data, where, required=required, optional=optional)
     name = _name(data, where, Path(where.file).stem)
-    node = data.get("technology_node")  # accepted for the field's files; no cost model uses it yet
+    node = data.get("technology_node")
     if node is not None and (isinstance(node, bool) or not isinstance(node, (str, int, float))):
         raise (where / "technology_node").error("a node name such as n3 or 28", node)
     clock_hz = _number(data.get("clock_hz", 1e9), where / "clock_hz", positive=True)
@@ -114,12 +129,17 @@ def _load_system(data: dict, where: Where, ours: bool) -> Accelerator:
     coordinates = ()
     if data.get("core_coordinates") is not None:
         coordinates = _coordinates(data["core_coordinates"], where / "core_coordinates", cores)
-    return _accelerator(name, cores, links, offchip_id, data, where, clock_hz=clock_hz, coordinates=coordinates)
+    shadowed = ()
+    if "unit_energy_cost" in data and entries and all("unit_energy_cost" in e for e in entries):
+        shadowed = (f"{where.file}: unit_energy_cost is the default for links that set none, and every "
+                    "core_connectivity entry sets its own: it applies to no link",)
+    return _accelerator(name, cores, links, offchip_id, data, where, shadowed, clock_hz=clock_hz,
+                        coordinates=coordinates)
 
 
 def _load_classic_system(data: dict, where: Where) -> Accelerator:
     check_keys(data, where, required=("cores", "offchip_core", "core_connectivity"),
-               optional=("name", "bandwidth", "unit_energy_cost", "core_memory_sharing"))
+               optional=("name", "bandwidth", "unit_energy_cost", "core_memory_sharing", "default_mapping"))
     name = _name(data, where, Path(where.file).stem)
     unit_energy = _number(data.get("unit_energy_cost", 0), where / "unit_energy_cost", minimum=0)
     refs = _core_refs(data["cores"], where / "cores")
@@ -144,14 +164,27 @@ def _load_classic_system(data: dict, where: Where) -> Accelerator:
     for core_id in sorted(cores):
         if core_id != offchip_id:
             links.append(Link(len(links), "link", (core_id, offchip_id), dram_bw, unit_energy))
-    return _accelerator(name, cores, links, offchip_id, data, where)
+    unused = ()
+    if bandwidth is not None and not entries:
+        unused = (f"{where.file}: bandwidth is that of the core_connectivity links, and there are none "
+                  "(each core reaches DRAM at the DRAM port's bandwidth): it applies to no link",)
+    return _accelerator(name, cores, links, offchip_id, data, where, unused)
 
 
-def _accelerator(name, cores, links, offchip_id, data, where, **extra) -> Accelerator:
+def _accelerator(name, cores, links, offchip_id, data, where, notes=(), **extra) -> Accelerator:
     sharing = ()
     if data.get("core_memory_sharing") is not None:
         sharing = _memory_sharing(data["core_memory_sharing"], where / "core_memory_sharing", cores, links)
     _check_reachable(cores, links, sharing, offchip_id, where)
+    mapping = None
+    if data.get("default_mapping") is not None:
+        mapping = _default_mapping(data["default_mapping"], where / "default_mapping")
+    notes = tuple(notes) + unmodelled_note(where.file, unmodelled(data, where, UNMODELLED_SYSTEM))
+    system_dir = Path(where.file).parent
+    for file in dict.fromkeys(c.source_file for c in cores.values()):
+        core = next(c for c in cores.values() if c.source_file == file)
+        shown = system_dir / os.path.relpath(file, system_dir.resolve())  # as the system file was named
+        notes += unmodelled_note(str(shown), core.unmodelled)
     return Accelerator(
         name=name,
         cores=tuple(cores[i] for i in sorted(cores)),
@@ -159,8 +192,19 @@ def _accelerator(name, cores, links, offchip_id, data, where, **extra) -> Accele
         offchip_core_id=offchip_id,
         memory_sharing=sharing,
         source_file=where.file,
+        default_mapping=mapping,
+        warnings=notes,
         **extra,
     )
+
+
+def _default_mapping(raw: Any, where: Where) -> str:
+    """``default_mapping: ../mappings/x.yaml``, relative to the system file: the mapping a
+    run takes when it is given none."""
+    path = Path(where.file).parent / expect_str(raw, where)
+    if not path.is_file():
+        raise where.error("a mapping file, relative to the system file", raw, note=f"no file {path}")
+    return os.path.normpath(path)
 
 
 def _core_refs(raw: Any, where: Where) -> dict[int, tuple[str, Where]]:
@@ -261,8 +305,28 @@ def _memory_sharing(raw: Any, where: Where, cores: dict[int, Core], links: list[
             if len(both) >= 2:
                 raise (where / i).error("cores that no core_connectivity entry also joins", entry,
                                         note=f"cores {both[0]} and {both[1]} share a link (link {link.id})")
+        _check_shared_memories(group, cores, where / i)
         groups.append(group)
     return tuple(groups)
+
+
+def _check_shared_memories(group: tuple[int, ...], cores: dict[int, Core], where: Where) -> None:
+    """Cores sharing memory share their top memories, matched by name (not by position in
+    their files): every member needs the same names, each memory identical in every
+    attribute (the field's tool refuses non-identical top memories too)."""
+    first = cores[group[0]]
+    names = sorted(m.name for m in first.top_memories)
+    for core_id in group[1:]:
+        core = cores[core_id]
+        other = sorted(m.name for m in core.top_memories)
+        if other != names:
+            raise where.error("cores whose top memories have the same names", list(group),
+                              note=f"core {group[0]} has {names}, core {core_id} has {other}")
+        for memory in core.top_memories:
+            mine = next(m for m in first.top_memories if m.name == memory.name)
+            if memory != mine:
+                raise where.error("cores whose shared memories are identical", list(group),
+                                  note=f"memory {memory.name} of core {core_id} differs from core {group[0]}'s")
 
 
 def _check_reachable(cores, links, sharing, offchip_id, where: Where) -> None:
@@ -331,10 +395,16 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
     operator_costs = ()
     if data.get("operator_costs") is not None:
         operator_costs = _operator_costs(data["operator_costs"], where / "operator_costs", operator_types)
-    if "operand_precision" in data:  # accepted; the workload's precisions are the ones used
+    if "operand_precision" in data:
         expect_dict(data["operand_precision"], where / "operand_precision")
+    found = unmodelled(data, where, UNMODELLED_CORE)
+    if isinstance(data.get(array_key), dict):
+        found += unmodelled(data[array_key], where / array_key, UNMODELLED_ARRAY)
+    for mem_name, raw in memories_raw.items():
+        found += [path.replace(f"memories.{mem_name}.", "memories.*.", 1)
+                  for path in unmodelled(raw, where / "memories" / str(mem_name), UNMODELLED_MEMORY)]
     return Core(core_id, name, kind, array, memories, dataflows, operator_types, str(Path(where.file)),
-                operator_costs=operator_costs)
+                operator_costs=operator_costs, unmodelled=tuple(dict.fromkeys(found)))
 
 
 def _array(raw: Any, where: Where) -> OperationalArray:
@@ -375,7 +445,7 @@ def _memory(name: str, raw: Any, where: Where, dims: tuple[str, ...], ours: bool
             raise (where / "served_dimensions" / i).error(f"one of the array dimensions {list(dims)}", dim)
     if len(set(served)) != len(served):
         raise (where / "served_dimensions").error("each dimension once", served)
-    if "mem_type" in raw:  # the field's CACTI hint; costs come from r_cost/w_cost here
+    if "mem_type" in raw:
         expect_str(raw["mem_type"], where / "mem_type")
 
     return Memory(
@@ -448,12 +518,13 @@ def _classic_ports(raw: dict, where: Where, operands: tuple[str, ...]) -> tuple[
     w_bw = _number(raw["w_bw"], where / "w_bw", positive=True)
     r_gran = _granularity(raw, "min_r_granularity", r_bw, "r_bw", where)
     w_gran = _granularity(raw, "min_w_granularity", w_bw, "w_bw", where)
-    given = [g for key, g in (("min_r_granularity", r_gran), ("min_w_granularity", w_gran)) if key in raw]
     rw_bw = max(r_bw, w_bw)
+    rw_read = r_gran if "min_r_granularity" in raw else rw_bw
+    rw_write = w_gran if "min_w_granularity" in raw else rw_bw
     spec = {  # prefix -> (kind, bw_min, bw_max)
         "r_port": ("read", r_gran, r_bw),
         "w_port": ("write", w_gran, w_bw),
-        "rw_port": ("read_write", min(given) if given else rw_bw, rw_bw),
+        "rw_port": ("read_write", rw_read, rw_bw),
     }
     counts = {prefix: expect_int(raw[prefix], where / prefix, minimum=0) for prefix in spec}
     kinds = {f"{prefix}_{i}": prefix for prefix in spec for i in range(1, counts[prefix] + 1)}
@@ -474,7 +545,9 @@ def _classic_ports(raw: dict, where: Where, operands: tuple[str, ...]) -> tuple[
                 raise (at / direction).error(f"one of the declared ports {names}", port_name, note=declared)
             kind = spec[kinds[port_name]][0]
             allocations[port_name].append(_allocation([operand, direction], at / direction, operands, kind))
-    return tuple(Port(n, *spec[kinds[n]], tuple(allocations[n])) for n in names)
+    return tuple(Port(n, *spec[kinds[n]], tuple(allocations[n]),
+                      bw_min_write=rw_write if kinds[n] == "rw_port" and rw_write != rw_read else None)
+                 for n in names)
 
 
 def _granularity(raw: dict, key: str, bandwidth: float, bw_key: str, where: Where) -> float:

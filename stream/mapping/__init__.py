@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass
-
-import networkx as nx
 
 from stream.errors import InputError
 from stream.hardware.ir import Accelerator
+from stream.mapping.groups import clamped, group_of, group_tiling
 from stream.mapping.ir import FusionGroup, LayerRule, Mapping, TileSpec
 from stream.mapping.loader import load_mapping
 from stream.workload.ir import DimKind, Layer, Role, Workload
+
+
+NO_MAPPING = "none"  # given as the mapping: none at all, not even the hardware's default_mapping
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class LayerPlan:
     # inter-core dims split "*": one piece per candidate core, and the allocator decides how
     # many cores they spread over (the split factor it reports)
     split_by_allocator: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # how the mapping was adapted to this layer (a clamped split)
 
 
 def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Mapping | None = None) -> dict[str, LayerPlan]:
@@ -55,62 +59,27 @@ def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Ma
 
 def _plans_from(workload: Workload, accelerator: Accelerator, mapping: Mapping) -> dict[str, LayerPlan]:
     # Rules that match no layer are fine: one mapping serves every workload on a system.
-    groups = _group_of(workload, mapping) if mapping.strict else {}
     plans = {}
-    group_tiles = _group_tiling(workload, mapping) if mapping.strict else {}
     for layer in workload.layers:
         rule = mapping.rule_for(layer)
-        plan = default_plan(layer, accelerator) if rule is None else _plan(layer, rule, accelerator, mapping)
-        extra = group_tiles.get(layer.name, {})
+        plans[layer.name] = default_plan(layer, accelerator) if rule is None else _plan(layer, rule, accelerator, mapping)
+    mapping_notes: list[str] = []
+    groups = group_of(workload, mapping, mapping_notes)
+    if mapping.dialect == "classic" and groups:
+        # a layer alone in its layer stack runs untiled (KULeuven-MICAS/stream:
+        # TilingGenerationStage clears the intra-core tiling of one-layer stacks)
+        size = Counter(groups.values())
+        plans = {name: plan if size[groups[name]] > 1 else dataclasses.replace(plan, intra_core=())
+                 for name, plan in plans.items()}
+    notes: dict[str, list[str]] = {workload.layers[0].name: mapping_notes}
+    inter = {name: dict(plan.inter_core) for name, plan in plans.items()}
+    group_tiles = group_tiling(workload, mapping, groups, inter, notes)
+    for name, plan in plans.items():
+        extra = group_tiles.get(name, {})
         intra = tuple(spec for spec in plan.intra_core if spec.dim not in extra) + tuple(extra.values())
-        plans[layer.name] = dataclasses.replace(plan, group=groups.get(layer.name), intra_core=intra)
+        plans[name] = dataclasses.replace(plan, group=groups.get(name), intra_core=intra,
+                                          notes=plan.notes + tuple(notes.get(name, ())))
     return plans
-
-
-def _group_tiling(workload: Workload, mapping: Mapping) -> dict[str, dict[str, TileSpec]]:
-    """A group's intra-core tiling per layer: ``dim`` for every member that has it, or
-    ``layer.dim`` for one member. It overrides the layer rule's tiling of that dim."""
-    file, out = mapping.source_file or "<mapping>", {}
-    for i, group in enumerate(mapping.fusion_groups):
-        for k, spec in enumerate(group.intra_core_tiling):
-            where = f"fusion_groups[{i}].intra_core_tiling[{k}]"
-            owner, _, dim = spec.dim.rpartition(".")
-            members = [owner] if owner in group.layers else list(group.layers)
-            dim = dim if owner in group.layers else spec.dim
-            targets = [workload.layer(m) for m in members if workload.layer(m).has_dim(dim)]
-            if not targets:
-                raise InputError(file, where, "a dim of a layer in the group (DIM or LAYER.DIM)", spec.dim)
-            for layer in targets:
-                real = layer.resolve_dim(dim)
-                if spec.count is not None and spec.count > layer.size(real):
-                    raise InputError(file, where, f"at most {layer.size(real)} pieces of {real}", spec.count,
-                                     note=f"layer {layer.name}")
-                out.setdefault(layer.name, {})[real] = TileSpec(real, spec.count, spec.tile)
-    return out
-
-
-def _group_of(workload: Workload, mapping: Mapping) -> dict[str, str]:
-    """Layer name -> fusion group name, checking that groups name real layers, once each,
-    and are contiguous (no path leaves a group and comes back into it)."""
-    file, group_of = mapping.source_file or "<mapping>", {}
-    names = {l.name for l in workload.layers}
-    for i, group in enumerate(mapping.fusion_groups):
-        for k, name in enumerate(group.layers):
-            key = f"fusion_groups[{i}].layers[{k}]"
-            if name not in names:
-                raise InputError(file, key, "the name of a layer of the workload", name)
-            if name in group_of:
-                raise InputError(file, key, "each layer in one fusion group at most", name,
-                                 note=f"already in {group_of[name]}")
-            group_of[name] = group.name
-        members = set(group.layers)
-        below = set().union(*(nx.descendants(workload.graph, m) for m in members))
-        above = set().union(*(nx.ancestors(workload.graph, m) for m in members))
-        between = sorted((below & above) - members, key=workload.index)
-        if between:
-            raise InputError(file, f"fusion_groups[{i}].layers", "layers contiguous in the graph", list(group.layers),
-                             note=f"{between[0]} lies between them but is not in the group")
-    return group_of
 
 
 WEIGHT_SHARE = 0.5  # of the group's top memories that automatic fusion groups fill with weights
@@ -150,6 +119,22 @@ def default_plan(layer: Layer, accelerator: Accelerator | None) -> LayerPlan:
     return LayerPlan(layer.name, candidates, None, (), ())
 
 
+def _keep_whole_axis(layer: Layer, splits: list, dim_of, pieces_of, tiling: str, where: str, notes: list[str],
+                     refuse) -> list:
+    """A normalisation (softmax, layer norm) needs its whole axis in one piece. In our files
+    a split of it is an error (``refuse(tiling, expected, got)`` raises it); the field's files
+    are templates that split every layer alike, so there it is dropped, with a note."""
+    whole = layer.attr("axis")
+    cut = [x for x in splits if isinstance(whole, str) and dim_of(x) == whole and pieces_of(x) > 1]
+    if not cut:
+        return splits
+    if refuse is not None:
+        raise refuse(tiling, f"no split of {whole}, the axis {layer.op_type} normalises over", whole)
+    notes.append(f"{where}{tiling}: {whole} is the axis layer {layer.name} ({layer.op_type}) normalises over; "
+                 "not split")
+    return [x for x in splits if x not in cut]
+
+
 def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapping) -> LayerPlan:
     file, key = (rule.where.split(": ", 1) + [""])[:2] if rule.where else (mapping.source_file, "")
 
@@ -158,13 +143,19 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
                           note or f"layer {layer.name}")
 
     def dim_of(spec: TileSpec, key: str) -> str | None:
-        """The layer's dim a tiling names (aliases too); None where a field template skips it."""
+        """The layer's dim a tiling names (aliases too). A rule for an operator type (or the
+        default) is a template that one mapping applies to every workload on a system: where
+        the layer lacks the dim it is skipped, with a note (as the field's tool does). A rule
+        our format writes for this layer by name must name its dims."""
         if layer.has_dim(spec.dim):
             return layer.resolve_dim(spec.dim)
-        if mapping.strict:
+        if mapping.strict and rule.selector == layer.name:
             raise error(key, f"a dim of the layer {list(layer.dims)}", spec.dim)
+        notes.append(f"{where}{key}: layer {layer.name} ({layer.op_type}) has no dim {spec.dim} "
+                     f"{list(layer.dims)}; skipped there")
         return None
 
+    where, notes = (f"{file}: {key}." if key else f"{file}: "), []
     cores = rule.core_allocation or default_plan(layer, accelerator).candidates
     for i, core_id in enumerate(cores if accelerator is not None else ()):
         if core_id not in accelerator.core_ids:
@@ -184,17 +175,18 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
             continue
         if layer.kind(dim) is not DimKind.PARALLEL:
             raise error("inter_core_tiling", "a parallel dim (reduction and sequential dims stay on one core)", spec.dim)
-        if spec.count is not None and spec.count > layer.size(dim):
-            raise error("inter_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
+        spec = clamped(layer, dim, spec, f"{where}inter_core_tiling", notes)
         default = len(set(cores)) if not rule.allocation_is_fixed else len(cores)
         inter.append((dim, spec.pieces(layer.size(dim), default)))
 
+    inter = _keep_whole_axis(layer, inter, lambda x: x[0], lambda x: x[1], "inter_core_tiling", where, notes,
+                             error if mapping.strict else None)
     pinned = None
     if rule.allocation_is_fixed:
         pinned = tuple(cores)
         if not inter and len(cores) > 1:
             # the field's convention: a fixed list of n cores splits the output channels n ways
-            dim = next((d for d in ("K", "G") if layer.has_dim(d)), None) or next(
+            dim = next((d for d in ("K", "G") if d in layer.dims), None) or next(
                 (d for d, k, n in zip(layer.dims, layer.kinds, layer.sizes) if k is DimKind.PARALLEL and n >= len(cores)), None)
             if dim is None:
                 raise error("core_allocation", f"at most as many cores as the layer can be split ({max(layer.sizes)})", len(cores))
@@ -210,15 +202,9 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
     for spec in rule.intra_core_tiling:
         dim = dim_of(spec, "intra_core_tiling")
         if dim is not None:
-            if spec.count is not None and spec.count > layer.size(dim):
-                raise error("intra_core_tiling", f"at most {layer.size(dim)} pieces of {dim}", spec.count)
-            intra.append(TileSpec(dim, spec.count, spec.tile))
-    # a normalisation (softmax, layer norm) needs its whole axis in one piece
-    whole = layer.attr("axis")
-    for tiling, dims in (("inter_core_tiling", [d for d, n in inter if n > 1]),
-                         ("intra_core_tiling", [t.dim for t in intra if t.pieces(layer.size(t.dim)) > 1])):
-        if isinstance(whole, str) and whole in dims:
-            raise error(tiling, f"no split of {whole}, the axis {layer.op_type} normalises over", whole)
+            intra.append(clamped(layer, dim, TileSpec(dim, spec.count, spec.tile), f"{where}intra_core_tiling", notes))
+    intra = _keep_whole_axis(layer, intra, lambda t: t.dim, lambda t: t.pieces(layer.size(t.dim)),
+                             "intra_core_tiling", where, notes, error if mapping.strict else None)
 
     ordering = []
     for dim, size in rule.temporal_ordering:
@@ -226,9 +212,10 @@ def _plan(layer: Layer, rule: LayerRule, accelerator: Accelerator, mapping: Mapp
         if spec_dim is not None:
             ordering.append((spec_dim, size))
     chosen = tuple(layer.resolve_dim(spec.dim) for spec in rule.inter_core_tiling
-                   if spec.chosen_by_allocator and layer.has_dim(spec.dim))
+                   if spec.chosen_by_allocator and layer.has_dim(spec.dim) and layer.resolve_dim(spec.dim) in dict(inter))
     return LayerPlan(layer.name, tuple(dict.fromkeys(cores)), pinned, tuple(inter), tuple(intra),
-                     temporal_ordering=tuple(ordering), split_by_allocator=chosen if pinned is None else ())
+                     temporal_ordering=tuple(ordering), split_by_allocator=chosen if pinned is None else (),
+                     notes=tuple(notes))
 
 
-__all__ = ["FusionGroup", "LayerPlan", "LayerRule", "Mapping", "TileSpec", "default_plan", "load_mapping", "plan_layers"]
+__all__ = ["NO_MAPPING", "FusionGroup", "LayerPlan", "LayerRule", "Mapping", "TileSpec", "default_plan", "load_mapping", "plan_layers"]

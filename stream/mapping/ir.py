@@ -52,16 +52,27 @@ class LayerRule:
 @dataclass(frozen=True)
 class FusionGroup:
     name: str
-    layers: tuple[str, ...]
+    layers: tuple[str, ...]  # layer names (the 2026 dialect also writes operator-type labels)
     intra_core_tiling: tuple[TileSpec, ...] = ()  # dims may be qualified "layer.dim"
+
+
+DIALECTS = ("ours", "classic", "2026")
 
 
 @dataclass(frozen=True)
 class Mapping:
+    """A mapping file. ``dialect`` says whose conventions its fusion groups follow (see
+    :mod:`stream.mapping.groups`); in ours a tiling naming a dim the layer lacks is an
+    error, in the field's files a rule is a template and such a tiling is skipped."""
+
     rules: tuple[LayerRule, ...] = ()
     fusion_groups: tuple[FusionGroup, ...] = ()
-    strict: bool = True  # our own format: a tiling naming a dim the layer lacks is an error
+    dialect: str = "ours"
     source_file: str | None = None
+
+    @property
+    def strict(self) -> bool:
+        return self.dialect == "ours"
 
     def rule_for(self, layer: "Layer") -> LayerRule | None:
         for key in (layer.name, layer.op_type, "default"):

@@ -8,6 +8,10 @@
   [{dim: Conv.D0, tile: 1}]``;
 * ours: ``{version: 1, layers: [...], fusion_groups: [...]}`` accepting either entry form.
 
+The classic dialect had no fusion groups in its files: the field's tool took them as a
+run argument (``layer_stacks``, tuples of layer ids). A classic file may state them as
+one entry among its rules, ``- layer_stacks: [[LAYER, ...], ...]`` with layer names.
+
 ``"OY, all"`` is one element per piece, ``"OY, 8"`` eight pieces, ``{tile: n}`` pieces of
 n elements, ``"K, *"`` a count chosen by the allocator. The field's files are templates:
 a rule naming a dim that a layer lacks is skipped there; in our format it is an error.
@@ -26,33 +30,41 @@ RULE_KEYS = ("name", "core_allocation", "core_allocation_is_fixed", "intra_core_
 
 def load_mapping(path) -> Mapping:
     data, where = load_yaml(path)
-    strict = False
     groups_raw = []
     if isinstance(data, dict):
         if "version" in data:
             check_keys(data, where, required=("version",), optional=("layers", "fusion_groups"))
             if data["version"] != 1:
                 raise (where / "version").error("1", data["version"])
-            strict = True
-            groups_key = "fusion_groups"
+            dialect, groups_key = "ours", "fusion_groups"
         else:
             check_keys(data, where, required=("layers",), optional=("fused_groups",))
-            groups_key = "fused_groups"
+            dialect, groups_key = "2026", "fused_groups"
         rules_raw = expect_list(data.get("layers") or [], where / "layers")
         rules_where = where / "layers"
         groups_raw = expect_list(data.get(groups_key) or [], where / groups_key)
         groups_where = where / groups_key
     else:
-        rules_raw = expect_list(data, where)
-        rules_where = where
-    rules = tuple(_rule(raw, rules_where / i) for i, raw in enumerate(rules_raw))
+        dialect, rules_where = "classic", where
+        rules_raw = list(expect_list(data, where))
+        stacks = [i for i, raw in enumerate(rules_raw) if isinstance(raw, dict) and "layer_stacks" in raw]
+        if len(stacks) > 1:
+            raise (where / stacks[1] / "layer_stacks").error("one layer_stacks entry")
+        if stacks:
+            groups_where = where / stacks[0]
+            check_keys(rules_raw[stacks[0]], groups_where, required=("layer_stacks",))
+            groups_raw = [{"name": f"stack{i}", "layers": layers} for i, layers in
+                          enumerate(expect_list(rules_raw[stacks[0]]["layer_stacks"], groups_where / "layer_stacks"))]
+            groups_where = groups_where / "layer_stacks"
+    rules = tuple(_rule(raw, rules_where / i) for i, raw in enumerate(rules_raw)
+                  if not (isinstance(raw, dict) and "layer_stacks" in raw))
     seen = set()
     for i, rule in enumerate(rules):
         if rule.selector in seen:
             raise (rules_where / i / "name").error("each layer name or operator type once", rule.selector)
         seen.add(rule.selector)
     groups = tuple(_group(raw, groups_where / i) for i, raw in enumerate(groups_raw)) if groups_raw else ()
-    return Mapping(rules, groups, strict=strict, source_file=str(path))
+    return Mapping(rules, groups, dialect=dialect, source_file=str(path))
 
 
 def _rule(raw, where: Where) -> LayerRule:

@@ -75,6 +75,7 @@ class Result:
     layers: tuple[LayerSummary, ...]
     warnings: tuple[str, ...] = ()
     cost_model: dict = field(default_factory=dict)  # model, objective, cost-table entries
+    mapping: str = ""  # which mapping the run used (a file name, the hardware's default, or none)
     # how the allocation was found: method, the allocator's estimate, the search's statistics
     # (solver status, objective, bound, gap; wall-clock seconds are left out so the same inputs
     # give the same file: `stream run` writes them to timing.json)
@@ -103,7 +104,8 @@ class Result:
         return cls(**fields)
 
 
-def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | None = None) -> Result:
+def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | None = None,
+              mapping: str = "") -> Result:
     g, acc, t = trace.cngraph, trace.accelerator, trace.transfers
     latency = trace.latency_cycles
     dram = acc.offchip_core_id
@@ -160,7 +162,7 @@ def summarize(trace: Trace, warnings: tuple[str, ...] = (), cost_model: dict | N
         link_names={f"link{l.id}": f"{l.kind} {'-'.join(map(str, l.cores))}" for l in acc.links},
         num_cns=g.num_cns, num_edges=g.num_edges, layers=tuple(layers),
         warnings=tuple(warnings) + tuple(_weights_fetched_again(trace)), cost_model=dict(cost_model or {}),
-        allocation=_allocation(trace.allocation),
+        mapping=mapping, allocation=_allocation(trace.allocation),
     )
 
 

@@ -139,10 +139,9 @@ class Engine:
                 continue
             for operand, table in (("I1", self.pool_in), ("I2", self.pool_weight), ("O", self.pool_out)):
                 memory = core.memory_for(operand)
-                shared = memory is core.top_memory and len(share[core.id]) > 1
-                key = (share[core.id], "top") if shared else ((core.id,), memory.name)
+                cores = acc.sharing(core.id, memory)  # a shared memory is matched by name
+                key = (cores, memory.name)
                 if key not in pools:
-                    cores = share[core.id] if shared else (core.id,)
                     name = f"core{'+'.join(map(str, cores))}.{memory.name}"
                     pools[key] = Pool(len(pools), name, memory.name, cores, memory.size_bits)
                 table[core.id] = pools[key]

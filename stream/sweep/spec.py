@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from stream.errors import InputError
+from stream.mapping import NO_MAPPING
 from stream.spec import Where, check_keys, expect_dict, expect_list, expect_str, load_yaml
 
 VERSION = 1
@@ -112,7 +113,7 @@ class Sweep:
         for axis in self.axes:
             value = point.params[axis.key]
             if axis.kind == "argument":
-                args[axis.key] = self._path(value) if axis.key in FILE_ARGUMENTS and value is not None else value
+                args[axis.key] = self._path(value) if axis.key in FILE_ARGUMENTS and _is_file(value) else value
             elif axis.kind == "allocation":
                 allocation[axis.path[0]] = value
         args["allocation"] = allocation
@@ -124,7 +125,7 @@ class Sweep:
         out = {}
         for name in BASE_KEYS:
             value = getattr(self.base, name)
-            if name in FILE_ARGUMENTS and value is not None:
+            if name in FILE_ARGUMENTS and _is_file(value):
                 value = os.path.relpath(value, here).replace(os.sep, "/")
             if name == "allocation":
                 value = dict(value)
@@ -176,7 +177,9 @@ def _base(raw: Any, where: Where, source: str) -> Base:
     check_keys(raw, where, required=("workload", "hardware"), optional=BASE_KEYS)
     fields = {}
     for name in FILE_ARGUMENTS:
-        if raw.get(name) is not None:
+        if name == "mapping" and raw.get(name) == NO_MAPPING:
+            fields[name] = NO_MAPPING
+        elif raw.get(name) is not None:
             fields[name] = _existing_file(raw[name], where / name, source)
     for name, allowed in _choices().items():
         if name in raw:
@@ -187,6 +190,11 @@ def _base(raw: Any, where: Where, source: str) -> Base:
         _allocation_value(str(key), value, where / "allocation" / str(key), dict(allocation))
     fields["allocation"] = tuple((str(k), v) for k, v in allocation.items())
     return Base(**fields)
+
+
+def _is_file(value: Any) -> bool:
+    """A file argument's value names a file (not null, and not the mapping 'none')."""
+    return value is not None and value != NO_MAPPING
 
 
 def _existing_file(value: Any, where: Where, source: str) -> str:
@@ -280,7 +288,7 @@ def _axis(key: str, values: tuple, at: Where, source: str, base: Base) -> Axis:
         for j, value in enumerate(values):
             if head in choices:
                 _choice(value, at / "values" / j, choices[head])
-            elif head == "mapping" and value is None:
+            elif head == "mapping" and not _is_file(value):
                 continue
             else:
                 _existing_file(value, at / "values" / j, source)
@@ -526,10 +534,10 @@ def _overlaps(a: tuple, b: tuple) -> bool:
 def _candidate_files(sweep: Sweep, kind: str, where: Where) -> list[str]:
     """The files the ``kind.<key path>`` axes may edit: the base's, or the values of a
     ``kind`` axis."""
-    files = [getattr(sweep.base, kind)] if getattr(sweep.base, kind) else []
+    files = [getattr(sweep.base, kind)] if _is_file(getattr(sweep.base, kind)) else []
     for i, axis in enumerate(sweep.axes):
         if axis.kind == "argument" and axis.key == kind:
-            if any(v is None for v in axis.values):
+            if not all(_is_file(v) for v in axis.values):
                 raise (where / i / "values").error(f"{kind} files for the {kind}.<key path> axes to edit",
                                                    list(axis.values))
             files = [sweep._path(v) for v in axis.values]
@@ -562,8 +570,8 @@ def materialise(sweep: Sweep, point: Point, directory: str | os.PathLike) -> Mat
     axes = {kind: [axis for axis in sweep.axes if axis.kind == kind] for kind in ("hardware", "mapping")}
     header = f"# written by stream sweep {sweep.name}, point {point.index} ({point.id}): {_params_text(point, axes)}\n"
     hardware = _write_hardware(sweep, point, args["hardware"], axes["hardware"], directory / "hardware", header)
-    mapping = None
-    if args["mapping"] is not None:
+    mapping = args["mapping"] if args["mapping"] == NO_MAPPING else None
+    if _is_file(args["mapping"]):
         source = args["mapping"]
         mapping = str(directory / "mapping" / Path(source).name)
         if axes["mapping"]:
@@ -649,6 +657,8 @@ def _write_hardware(sweep: Sweep, point: Point, source: str, axes: list[Axis], o
             system["offchip_core"] = written[signature]
         else:
             system["cores"][key] = written[signature]
+    if isinstance(system.get("default_mapping"), str):  # relative to the system file it came from
+        system["default_mapping"] = str((Path(source).parent / system["default_mapping"]).resolve())
     path = out / Path(source).name
     write_atomic(path, header + _dump(system))
     return str(path)

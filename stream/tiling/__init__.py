@@ -109,6 +109,14 @@ class CNGraph:
     def external_inputs(self, cn: int) -> np.ndarray:
         return self.ext_ids[self.ext_ptr[cn]:self.ext_ptr[cn + 1]]
 
+    @property
+    def fuses(self) -> bool:
+        """Does some fusion group hand a tensor on tile by tile: a group of two or more layers
+        with a layer cut into intra-core tiles? Without one, fused and layer-by-layer run the
+        same CNs, and fused differs only in keeping whole tensors on chip."""
+        multi = {i for i, members in enumerate(self.groups) if len(members) > 1}
+        return bool(multi) and bool(np.any(np.isin(self.group, list(multi)) & (self.tile > 0)))
+
     def is_sink(self, cn: int) -> bool:
         """Holds final outputs that leave the network (its layer has no consumer)."""
         return bool(self.completes[cn]) and not self.workload.successors(self.layer_of(cn).name)
@@ -156,7 +164,7 @@ def tile(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fused", p
     out_elements = _output_elements(workload, grids, starts, stops)
     out_bits = np.empty(n, dtype=np.int64)
     src, dst, bits, kind = [], [], [], []
-    notes: list[str] = []
+    notes = [note for layer in workload.layers for note in plans[layer.name].notes]
     report = Every(progress)
     for grid in grids:
         layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)

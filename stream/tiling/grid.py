@@ -2,8 +2,16 @@
 
 Inter-core pieces cut a dim into balanced parts (one per core); intra-core tiles cut
 each piece further into consecutive tiles of a given size (the last one ragged). Per dim
-this is one partition of ``[0, size)``; a CN is one interval of every split dim, and CNs
-are numbered row-major over the split dims in the layer's dim order.
+this is one partition of ``[0, size)``; a CN is one interval of every split dim.
+
+The order of the tiling lists sets the nesting of the tile loops, as in the field's CN
+generation (KULeuven-MICAS/stream, ``TiledWorkloadGenerationStage``: the loops are
+``inter_core_tiling + intra_core_tiling``, the first entry innermost). So CNs are numbered
+row-major over the split dims from the last intra-core entry (outermost) to the first
+inter-core entry (innermost): consecutive CNs are a layer's pieces for different cores,
+and ``[K, 4], [OX, 8], [OY, all]`` walks row by row, then column blocks, then channel
+blocks. A tile's index within its piece follows the same nesting; a piece's index runs
+over the split dims in the layer's dim order (the order pinned cores are listed in).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ class DimSplit:
 class LayerGrid:
     layer: Layer
     index: int  # the layer's index in the workload
-    splits: tuple[DimSplit, ...]  # dims cut into more than one interval, in dim order
+    splits: tuple[DimSplit, ...]  # dims cut into more than one interval, outermost loop first
     first: int  # id of the layer's first CN
 
     @property
@@ -81,9 +89,11 @@ class LayerGrid:
         n = self.count
         piece = np.zeros(n, dtype=np.int64)
         tile = np.zeros(n, dtype=np.int64)
-        for s, idx in zip(self.splits, self.interval_indices(np.arange(n))):
-            piece = piece * (int(s.piece.max()) + 1) + s.piece[idx]
+        indices = self.interval_indices(np.arange(n))
+        for s, idx in zip(self.splits, indices):
             tile = tile * (int(s.tile.max()) + 1) + s.tile[idx]
+        for s, idx in sorted(zip(self.splits, indices), key=lambda x: x[0].position):
+            piece = piece * (int(s.piece.max()) + 1) + s.piece[idx]
         return piece, tile
 
 
@@ -107,4 +117,7 @@ def layer_grid(layer: Layer, index: int, plan: LayerPlan, first: int, intra: boo
         if len(piece) > 1:
             splits.append(DimSplit(dim, position, kind, np.asarray(bounds, dtype=np.int64),
                                    np.asarray(piece, dtype=np.int64), np.asarray(tile, dtype=np.int64)))
+    nesting = [spec.dim for spec in reversed(plan.intra_core) if intra] + [dim for dim, _ in reversed(plan.inter_core)]
+    outer_first = {dim: i for i, dim in reversed(list(enumerate(nesting)))}
+    splits.sort(key=lambda s: outer_first[s.dim])
     return LayerGrid(layer, index, tuple(splits), first)

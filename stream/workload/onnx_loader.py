@@ -293,8 +293,12 @@ class _Context:
             self.weight_bits if weight else self.act_bits, sources=sources,
         )
 
-    def layer(self, node, name, dims, out_axes, inputs, attrs=()) -> Layer:
-        """A layer from ``dims`` = [(dim, size, kind), ...], its output axes and input operands."""
+    def layer(self, node, name, dims, out_axes, inputs, attrs=(), field_order=None, names=()) -> Layer:
+        """A layer from ``dims`` = [(dim, size, kind), ...], its output axes and input operands.
+
+        ``field_order`` lists the dims in the order the field's tool numbers them ``D0, D1,
+        ...`` where it differs from the default (see :func:`_aliases`); ``names`` are further
+        (alias, dim) pairs the field's files use."""
         reduces = any(kind is RED for _, _, kind in dims)
         out = Operand("O", Role.OUTPUT, tuple(out_axes), self.act_bits,
                       self.psum_bits if reduces else None)
@@ -302,13 +306,16 @@ class _Context:
             name, node.op_type,
             dims=tuple(d for d, _, _ in dims), sizes=tuple(n for _, n, _ in dims),
             kinds=tuple(k for _, _, k in dims), operands=(out, *inputs), attrs=tuple(attrs),
-            aliases=_aliases([d for d, _, _ in dims], [*inputs, out]),
+            aliases=_aliases([d for d, _, _ in dims], [*inputs, out], field_order) + tuple(names),
         )
 
 
-def _aliases(dims: list[str], operands) -> tuple[tuple[str, str], ...]:
-    """D0, D1, ...: dims in order of first appearance in I, W, ..., then O."""
-    order: list[str] = []
+def _aliases(dims: list[str], operands, field_order=None) -> tuple[tuple[str, str], ...]:
+    """D0, D1, ...: the field's 2026 names, the position of each dim in the argument list of
+    the node's affine maps (KULeuven-MICAS/stream, ``stream/parser/onnx/*.py``). By default
+    the dims in order of first appearance in I, W, ..., then O, which is the field's order
+    for Gemm, MatMul and elementwise operators; Conv and pooling pass theirs."""
+    order: list[str] = list(field_order or ())
     for op in operands:
         for axis in op.axes:
             for dim, _ in axis.terms:
@@ -336,6 +343,17 @@ def _ax(dim: str, extent: int, coef: int = 1) -> AxisExpr:
 def _elementwise_names(rank: int) -> tuple[str, ...]:
     named = {4: ("B", "C", "OY", "OX"), 3: ("B", "D", "K"), 2: ("D", "K"), 1: ("K",), 0: ()}
     return named.get(rank, tuple(f"A{i}" for i in range(rank)))
+
+
+def _classic_elementwise_names(names) -> tuple[tuple[str, str], ...]:
+    """The field's classic names of a 4-D elementwise layer's dims, by position: ``B, H, D,
+    K`` (KULeuven-MICAS/stream, ``SimdParser.DEFAULT_LAYER_DIMENSIONS``), so its mappings'
+    ``D, all`` tiles the rows. (Its classic Conv parser calls axis 2 ``OX``; we keep OY for
+    the rows throughout, so a conv's ``OY, all`` and an elementwise ``D, all`` cut the same
+    axis and the depth-first pipeline holds.)"""
+    if tuple(names) != ("B", "C", "OY", "OX"):
+        return ()
+    return (("H", "C"), ("D", "OY"), ("K", "OX"))
 
 
 def _spatial(n: int) -> tuple[str, ...]:
@@ -418,7 +436,9 @@ def _conv(ctx: _Context, node, name) -> Layer:
         ctx.operand("W", w, [*w_ch, *win_w]),
     ]
     attrs = [("bias", True)] if len(node.input) > 2 and node.input[2] else []
-    return ctx.layer(node, name, dims, [_ax("B", ys[0]), o_ch, *out_sp], inputs, attrs)
+    # the field's 2-D conv: (b, ox, oy, fx, fy, c, k), so D2 is OY and D6 is K
+    order = ["B", "OX", "OY", "FX", "FY", "C", "K"] if group == 1 and len(xs) == 4 else None
+    return ctx.layer(node, name, dims, [_ax("B", ys[0]), o_ch, *out_sp], inputs, attrs, field_order=order)
 
 
 def _gemm(ctx: _Context, node, name) -> Layer:
@@ -475,7 +495,9 @@ def _pool(ctx: _Context, node, name) -> Layer:
     dims = [("B", xs[0], PAR), ("C", xs[1], PAR)] + out_dims + win_dims
     i_axes = [_ax("B", xs[0]), _ax("C", xs[1]), *win_axes]
     o_axes = [_ax("B", ys[0]), _ax("C", ys[1])] + [_ax(d, n) for d, n, _ in out_dims]
-    return ctx.layer(node, name, dims, o_axes, [ctx.operand("I", x, i_axes)])
+    # the field's 2-D pooling: (b, k, oy, ox, fy, fx); its classic files call the channels K
+    order = ["B", "C", "OY", "OX", "FY", "FX"] if len(xs) == 4 else None
+    return ctx.layer(node, name, dims, o_axes, [ctx.operand("I", x, i_axes)], field_order=order, names=[("K", "C")])
 
 
 def _global_pool(ctx: _Context, node, name) -> Layer:
@@ -488,7 +510,7 @@ def _global_pool(ctx: _Context, node, name) -> Layer:
     dims = [("B", xs[0], PAR), ("C", xs[1], PAR)] + win
     i_axes = [_ax("B", xs[0]), _ax("C", xs[1])] + [_ax(d, n) for d, n, _ in win]
     o_axes = [_ax("B", xs[0]), _ax("C", xs[1])] + [ONE] * len(win)
-    return ctx.layer(node, name, dims, o_axes, [ctx.operand("I", x, i_axes)])
+    return ctx.layer(node, name, dims, o_axes, [ctx.operand("I", x, i_axes)], names=[("K", "C")])
 
 
 def _elementwise(ctx: _Context, node, name, attrs=()) -> Layer:
@@ -505,7 +527,8 @@ def _elementwise(ctx: _Context, node, name, attrs=()) -> Layer:
         op_name = ("I", "W")[i] if i < 2 else f"W{i}"
         inputs.append(ctx.operand(op_name, tensor, _broadcast_axes(ctx.shape(tensor), names, ys)))
     dims = [(n, s, PAR) for n, s in zip(names, ys)]
-    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs)
+    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs,
+                     names=_classic_elementwise_names(names))
 
 
 def _check_scan_arity(ctx: _Context, node, name) -> None:
@@ -567,7 +590,8 @@ def _layer_norm(ctx: _Context, node, name) -> Layer:
     if len(node.input) > 2 and node.input[2]:
         attrs.append(("bias", True))
     dims = [(n, s, PAR) for n, s in zip(names, ys)]
-    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs)
+    return ctx.layer(node, name, dims, [_ax(n, s) for n, s in zip(names, ys)], inputs, attrs,
+                     names=_classic_elementwise_names(names))
 
 
 def _batch_norm(ctx: _Context, node, name) -> Layer:

@@ -5,7 +5,7 @@ Two shapes are read:
 * the field's: a top-level list of layers, each with ``id``, ``operator_type``,
   ``equation``, ``dimension_relations``, ``loop_dims``, ``loop_sizes``,
   ``operand_precision``, ``operand_source`` and optional ``padding``, ``pr_loop_dims``,
-  ``constant_operands``, ``name``;
+  ``pr_loop_sizes``, ``constant_operands``, ``name``;
 * ours: ``{version: 1, name: ..., layers: [...]}`` with the same layer keys plus
   ``loop_kinds`` (e.g. ``{L: sequential}``).
 
@@ -13,7 +13,10 @@ Conventions of the field kept here: an operand whose source is the layer itself 
 from DRAM (a weight, or the network input for ``I``); ``O`` is the partial-sum
 precision and ``O_final`` the final one; without ``padding``, a sliding-window axis is
 padded so it fits its producer's output (``ceil(excess/2)`` at the start, PyTorch's
-convention for odd kernels), and clipped to it.
+convention for odd kernels), and clipped to it. ``pr_loop_sizes`` (one per
+``pr_loop_dims`` axis) are ZigZag's real, unpadded extents of those input axes
+(``LayerNode.pr_layer_dim_sizes``): a network input's axis has that extent, padded as
+above, and for an axis fed by a producer it must equal what the producer gives.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from stream.workload.ir import AxisExpr, DimKind, Layer, Operand, Role, Source, 
 LAYER_KEYS = (
     "id", "name", "operator_type", "equation", "dimension_relations", "loop_dims",
     "loop_sizes", "operand_precision", "operand_source", "constant_operands", "padding",
-    "pr_loop_dims", "loop_kinds",
+    "pr_loop_dims", "pr_loop_sizes", "loop_kinds",
 )
 _OPERAND = re.compile(r"([A-Za-z_]\w*)((?:\[[A-Za-z_]\w*\])*)")
 _TERM = re.compile(r"^([+-]?\d*)\s*\*?\s*([A-Za-z_]\w*)$")
@@ -142,9 +145,10 @@ def _parse_layer(raw, where: Where, strict: bool, warnings: list[str]) -> dict:
             raise (where / "loop_kinds" / dim).error("parallel, reduction or sequential", kind) from None
 
     padding = _parse_padding(raw.get("padding"), raw.get("pr_loop_dims"), relations, where)
+    pr_sizes = _parse_pr_sizes(raw.get("pr_loop_sizes"), raw.get("pr_loop_dims"), relations, where)
     return dict(id=layer_id, name=name, op_type=op_type, dims=dims, sizes=sizes, eq=eq,
                 relations=relations, precision=precision, sources=sources, constant=constant,
-                kinds=kinds, padding=padding, where=where)
+                kinds=kinds, padding=padding, pr_sizes=pr_sizes, where=where)
 
 
 def _parse_equation(text, where: Where) -> _Equation:
@@ -238,6 +242,24 @@ def _parse_padding(raw, pr_dims, relations, where: Where) -> dict[str, tuple[int
     return padding
 
 
+def _parse_pr_sizes(raw, pr_dims, relations, where: Where) -> dict[str, int]:
+    """``pr_loop_sizes``: the extent of each ``pr_loop_dims`` axis, in that order."""
+    if raw is None:
+        return {}
+    if pr_dims is None:
+        raise (where / "pr_loop_dims").error("this key to be present", note="pr_loop_sizes needs it")
+    order = [str(d).upper() for d in expect_list(pr_dims, where / "pr_loop_dims")]
+    sizes = expect_list(raw, where / "pr_loop_sizes")
+    if len(sizes) != len(order):
+        raise (where / "pr_loop_sizes").error(f"{len(order)} sizes, one per pr_loop_dims axis {order}", raw)
+    out = {}
+    for i, (axis, size) in enumerate(zip(order, sizes)):
+        if axis not in relations:
+            raise (where / "pr_loop_dims" / i).error(f"an axis defined in dimension_relations {sorted(relations)}", axis)
+        out[axis] = expect_int(size, where / "pr_loop_sizes" / i, minimum=1)
+    return out
+
+
 # -- building ----------------------------------------------------------------------------
 
 
@@ -305,6 +327,13 @@ def _axis(index: str, p: dict, size: dict, producer_extent: int | None, where: W
         return AxisExpr(terms, extent=needed)
     terms = p["relations"][name]
     needed = AxisExpr(terms, extent=10**18).index_range({d: (0, size[d]) for d, _ in terms})[1]
+    given = p["pr_sizes"].get(name)
+    if given is not None:
+        if producer_extent is not None and given != producer_extent:
+            k = list(p["pr_sizes"]).index(name)
+            raise (p["where"] / "pr_loop_sizes" / k).error(
+                f"the {producer_extent} elements the source of axis {index} produces", given)
+        producer_extent = given  # the data's extent, whether it comes from a layer or from DRAM
     pad = (p["padding"] or {}).get(name)
     if pad is not None:
         # the loops touch [-begin, needed - begin); padding covers what lies outside the data
