@@ -14,6 +14,10 @@ from pathlib import Path
 
 from stream.errors import StreamError
 
+# stream.simulation.POLICIES, written out so that parsing arguments imports no numpy (a test
+# keeps the two equal)
+POLICIES = ("depth_first", "latency", "layer_by_layer", "memory")
+
 EXIT_INPUT_ERROR = 1
 
 
@@ -90,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="one mode, or two to compare (default: fused and layer_by_layer)")
     compare.add_argument("--allocator", nargs="+", choices=("cpsat", "greedy", "genetic", "fixed"),
                          help="one allocator (default cpsat), or two to compare")
-    compare.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"))
+    compare.add_argument("--policy", choices=POLICIES)
     compare.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag")
     compare.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy")
     _allocation_arguments(compare)
@@ -134,7 +138,7 @@ def _case_arguments(parser) -> None:
     parser.add_argument("--mapping", "-m", help="mapping file (.yaml); default: the hardware file's default_mapping; "
                                                 "'none' for no mapping at all")
     parser.add_argument("--mode", choices=("fused", "layer_by_layer"), default="fused")
-    parser.add_argument("--policy", choices=("depth_first", "latency", "layer_by_layer"),
+    parser.add_argument("--policy", choices=POLICIES,
                         help="order each core runs its CNs in (default: depth_first when fused, "
                              "layer_by_layer otherwise)")
     parser.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag",

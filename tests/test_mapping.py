@@ -215,3 +215,22 @@ def test_normalised_axis_cannot_be_split(write, quad):
     bad = write("bad.yaml", 'version: 1\nlayers:\n  - {name: Softmax, core_allocation: [5], intra_core_tiling: ["K, 4"]}\n')
     with pytest.raises(InputError, match=r"bad\.yaml: layers\[0\]\.intra_core_tiling: expected no split of K, the axis Softmax normalises over"):
         plan_layers(workload, quad, load_mapping(bad))
+
+
+def test_automatic_groups_weigh_weights_against_the_weight_memory(write):
+    """A core whose weights have their own 1 MiB SRAM beside a 16 KiB activation SRAM:
+    three Gemms of 64 x 128 8-bit weights (8 KiB each) fit half the weight SRAM together,
+    one group; measured against half the activation SRAM each would be alone."""
+    from test_simulation import DRAM, gemm, split_core_yaml, system_yaml, workload
+
+    write("core.yaml", split_core_yaml(act_bits=16 * 8192, weight_bits=1024 * 8192))
+    write("dram.yaml", DRAM)
+    acc = load_hardware(write("system.yaml", system_yaml({0: "core.yaml"}, 1, ["{type: bus, cores: [0, 1], bandwidth: 64}"])))
+    w = load_workload(write("w.yaml", workload(gemm("a", 16, 64, 128), gemm("b", 16, 64, 64, "a"), gemm("c", 16, 64, 64, "b"))))
+    assert [w.layer(n).footprint_bits("W") for n in "abc"] == [65536, 32768, 32768]
+    plans = plan_layers(w, acc)
+    assert {p.group for p in plans.values()} == {"auto0"}
+    # a weight memory of 128 Kbit: half is 65,536 bits, so a (65,536) alone, then b and c
+    write("core.yaml", split_core_yaml(act_bits=16 * 8192, weight_bits=128 * 1024))
+    acc = load_hardware(write("system.yaml", system_yaml({0: "core.yaml"}, 1, ["{type: bus, cores: [0, 1], bandwidth: 64}"])))
+    assert [plan_layers(w, acc)[n].group for n in "abc"] == ["auto0", "auto1", "auto1"]

@@ -510,8 +510,15 @@ def test_policy_ranks_by_hand(tmp_path):
     # latency: earliest start over compute cycles: a's and c 0; b0 = max(10, 30) = 30,
     # b1 = max(10, 30, 20) = 30, b2 = max(30, 20, 5) = 30, b3 = max(20, 5) = 20.
     assert order("latency") == [0, 1, 2, 3, 8, 7, 4, 5, 6]
+    # memory: the deepest ready CN first. a's rows and c are ready (depth 0); after a0 and
+    # a1, b0 (depth 1) is ready and goes first, and so on; c, as shallow as a, comes last
+    assert order("memory") == [0, 1, 4, 2, 5, 3, 6, 7, 8]
     # every policy is a linear extension of the graph
-    for policy in ("depth_first", "latency", "layer_by_layer"):
+    from stream.cli import POLICIES as CLI_POLICIES
+    from stream.simulation import POLICIES
+
+    assert CLI_POLICIES == POLICIES
+    for policy in POLICIES:
         rank = ranks(g, policy, cycles)
         assert np.all(rank[g.edge_src] < rank[g.edge_dst])
     with pytest.raises(ValueError):
@@ -524,6 +531,7 @@ def test_policy_ranks_by_hand(tmp_path):
     # b_j's earliest start is 36, so c (0) goes before every b
     ("latency", [0, 1, 2, 3, 8, 4, 5, 6, 7]),
     ("layer_by_layer", list(range(9))),
+    ("memory", [0, 1, 4, 2, 5, 3, 6, 7, 8]),
 ])
 def test_one_core_runs_its_cns_in_rank_order(tmp_path, policy, expected):
     mapping = POLICY_MAPPING.replace("{name: Conv,", "{name: Conv, core_allocation: [0],")
@@ -574,6 +582,26 @@ def test_an_input_from_another_core_too_large_for_the_memory_streams_from_that_c
     small = next(m for m in trace.memories if m.name == "core1.sram")
     assert small.peak_bits == 256  # only b's output was ever in it
     assert detail.result.latency_cycles == 336
+
+
+def test_a_stream_carries_the_rows_its_consumer_reads_not_the_whole_tile(tmp_path):
+    # conv_a (K 8, C 4, 4x4) runs whole on core 0; conv_b (K 1, C 8, 4x4, 3x3 padded) runs
+    # a row per CN on core 1, whose SRAM holds 1000 bits. A conv_b CN needs its weights
+    # (1*8*9*8 = 576 bits, fetched once and kept), its output row (4*8 = 32) and conv_a's
+    # output (8*4*4*8 = 1024): that does not fit, so the largest, conv_a's output, streams
+    # from core 0 for every row. Each stream carries the rows that conv_b row reads:
+    # rows 0-1, 0-2, 1-3 and 2-3 of conv_a, 2 or 3 rows x 4 columns x 8 channels x 8 bits.
+    mapping = ("version: 1\nlayers:\n  - {name: conv_a, core_allocation: [0]}\n"
+               "  - {name: conv_b, core_allocation: [1], intra_core_tiling: [\"OY, all\"]}\n"
+               "fusion_groups:\n  - {layers: [conv_a, conv_b]}\n")
+    detail = simulate_files(tmp_path, BIG_AND_SMALL, workload(conv("conv_a", 8, 4, 4, 4), conv("conv_b", 1, 8, 4, 4, "conv_a")),
+                            mapping, cores={"big.yaml": core_yaml(), "small.yaml": core_yaml(1000)})
+    t = detail.trace.transfers
+    outputs = t.of("stream") & (t.data_kind == OUTPUT)
+    assert sorted(zip(t.cn[outputs].tolist(), t.bits[outputs].tolist())) == [
+        (1, 2 * 32 * 8), (2, 3 * 32 * 8), (3, 3 * 32 * 8), (4, 2 * 32 * 8)]
+    assert t.src[outputs].tolist() == [0] * 4  # from conv_a's core, over the link
+    assert counts(detail.trace)["core_to_core"] == 0
 
 
 def test_in_an_eight_bit_memory_everything_streams(tmp_path):

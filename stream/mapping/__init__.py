@@ -45,8 +45,9 @@ def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Ma
 
     Layers the mapping puts in no fusion group are grouped automatically: consecutive
     layers (in topological order) join a group until the weights that must stay resident
-    would exceed ``WEIGHT_SHARE`` of the top memories of the group's cores (the rest holds
-    the rows of feature maps that depth-first execution keeps in flight). Without an
+    would exceed ``WEIGHT_SHARE`` of the memories that hold the weights of the group's
+    cores (in a memory shared with activations, the rest holds the rows of feature maps
+    that depth-first execution keeps in flight). Without an
     accelerator (to inspect a mapping alone) core ids are not checked, ``*`` splits over
     the listed cores and there is no capacity limit.
     """
@@ -94,8 +95,7 @@ def _auto_groups(workload: Workload, accelerator: Accelerator, plans: dict[str, 
             continue
         layer_weights = sum(layer.footprint_bits(op.name) for op in layer.inputs if op.role is Role.WEIGHT)
         new_cores = cores | set(plan.candidates)
-        capacity = math.inf if accelerator is None else WEIGHT_SHARE * sum(
-            accelerator.core(c).top_memory.size_bits for c in new_cores)
+        capacity = math.inf if accelerator is None else WEIGHT_SHARE * _weight_capacity(accelerator, new_cores)
         if current is None or weights + layer_weights > capacity:
             current, cores, weights, count = f"auto{count}", set(plan.candidates), 0, count + 1
         else:
@@ -103,6 +103,15 @@ def _auto_groups(workload: Workload, accelerator: Accelerator, plans: dict[str, 
         weights += layer_weights
         out[layer.name] = dataclasses.replace(plan, group=current)
     return out
+
+
+def _weight_capacity(accelerator: Accelerator, cores: set[int]) -> int:
+    """Bits of the memories that hold the weights (I2) of ``cores``, a shared one once."""
+    memories = {}
+    for c in cores:
+        memory = accelerator.core(c).memory_for("I2")
+        memories[accelerator.sharing(c, memory), memory.name] = memory.size_bits
+    return sum(memories.values())
 
 
 def default_plan(layer: Layer, accelerator: Accelerator | None) -> LayerPlan:

@@ -15,7 +15,9 @@ When a loader cannot fit the next CN to run, it spills unlocked tensors, the one
 next use is furthest first (their data goes to DRAM unless it is already there, and is
 fetched again when needed). What still cannot fit streams while the CN runs, from DRAM or
 from its producer's core, the largest operand first (the CN lasts as long as its streams
-when they are longer), so a run never stalls for memory.
+when they are longer), so a run never stalls for memory. A stream carries what the CN
+reads (its dependency's bits), not the producer's whole tile that a copy in memory holds
+for every consumer there.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Engine:
         self.start, self.end, self.ready_at = (array("q", bytes(8 * n)) for _ in range(3))
         self.phase = bytearray(n)  # _UNLOADED, _LOADED, _DONE per CN
         self.layer = h.layer.tolist()
+        self.in_ptr = h.in_ptr.tolist()
         self.out_bits = h.out_bits.tolist()
         self.out_share = np.where(h.completes, FEATURES, PARTIALS).tolist()  # a partial sum until its last tile
         self._pools(acc)
@@ -747,10 +750,17 @@ class Engine:
                     source = self.core[t.data]
                     out_p.pins += 1
                     then = self._unpin_after(out_p, part_done)
-            self.move(x, source, core, t.bits, "stream", t.kind, t.data, then=then)
+            bits = t.bits if t.kind == EXTERNAL else self.read_bits(t.data, x)
+            self.move(x, source, core, bits, "stream", t.kind, t.data, then=then)
         if out_streamed:
             self.move(-1, core, self.dram_id, out.bits, "stream", OUTPUT, x, then=part_done)
         self.at(now + self.latency[x], part_done)
+
+    def read_bits(self, p: int, x: int) -> int:
+        """The bits of CN ``p``'s output that CN ``x`` reads (its dependency): what a stream
+        carries. A copy in memory holds what every consumer there reads; a stream is x's own."""
+        e0, e1 = self.in_ptr[x], self.in_ptr[x + 1]
+        return int(self.h.edge_bits[e0:e1][self.h.edge_src[e0:e1] == p].sum())
 
     def _unpin_after(self, t: Tensor, then):
         def done():
@@ -879,6 +889,8 @@ class _Numbered:
         by_dst = concatenated_ranges(g.in_ptr[:-1][original], counts)
         self.edge_src, self.edge_dst = rank[g.edge_src[by_dst]], rank[g.edge_dst[by_dst]]
         self.edge_bits, self.edge_kind = g.edge_bits[by_dst], g.edge_kind[by_dst]
+        self.in_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.in_ptr[1:])
         self.out_ptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.edge_src, minlength=n), out=self.out_ptr[1:])
         self._out_edges = None

@@ -12,15 +12,21 @@ wait on each other in a cycle.
   cycles, ignoring transfers. Rank = (estimate, CN).
 * ``layer_by_layer``: layer after layer, rank = CN index; the simulator also holds each
   layer back until every earlier layer has finished.
+* ``memory``: among the CNs whose producers have all been ranked, the one deepest in the
+  network first (its layer's longest path from the network's inputs; then CN), so a
+  tensor's consumers run soon after it and live memory stays small (the field's
+  scheduler offers the same choice). Rank = that order.
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
 from stream.tiling import CNGraph
 
-POLICIES = ("depth_first", "latency", "layer_by_layer")
+POLICIES = ("depth_first", "latency", "layer_by_layer", "memory")
 
 
 def default_policy(mode: str) -> str:
@@ -40,6 +46,8 @@ def ranks(g: CNGraph, policy: str, cycles: np.ndarray) -> np.ndarray:
         same_group = g.group[g.edge_src] == g.group[g.edge_dst]
         wave = longest_path(g, g.tile.astype(np.int64), np.zeros(n, dtype=np.int64), same_group)
         order = np.lexsort((index, g.layer, wave, g.group))
+    elif policy == "memory":
+        order = _deepest_ready_first(g)
     else:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     rank = np.empty(n, dtype=np.int64)
@@ -75,3 +83,26 @@ def longest_path(g: CNGraph, init: np.ndarray, weight: np.ndarray, edge_mask: np
                 if candidate > value[x]:
                     value[x] = candidate
     return value
+
+
+def _deepest_ready_first(g: CNGraph) -> np.ndarray:
+    """CNs in a topological order that takes, among those whose producers are all taken,
+    the one whose layer lies deepest in the network (then the lowest CN)."""
+    depth = np.zeros(len(g.workload.layers), dtype=np.int64)
+    for i, layer in enumerate(g.workload.layers):
+        for p in g.workload.predecessors(layer.name):
+            depth[i] = max(depth[i], depth[g.workload.index(p)] + 1)
+    key = (-depth[g.layer]).tolist()
+    waiting = np.diff(g.in_ptr).tolist()
+    ready = [(key[x], x) for x in range(g.num_cns) if waiting[x] == 0]
+    heapq.heapify(ready)
+    order, dst, out_ptr, out_edges = [], g.edge_dst, g.out_ptr, g.out_edges
+    while ready:
+        _, x = heapq.heappop(ready)
+        order.append(x)
+        for e in out_edges[out_ptr[x]:out_ptr[x + 1]].tolist():
+            y = int(dst[e])
+            waiting[y] -= 1
+            if waiting[y] == 0:
+                heapq.heappush(ready, (key[y], y))
+    return np.asarray(order, dtype=np.int64)
