@@ -94,6 +94,8 @@ def run_case(name: str) -> dict:
         return _model(name, case)
     if "sweep" in case:
         return _sweep(name, case)
+    from stream.mapping import NO_MAPPING
+
     with tempfile.TemporaryDirectory() as tmp:
         if case.get("stages") == ("allocation",):
             return _allocation(name, INPUTS / case["workload"], case)
@@ -101,7 +103,7 @@ def run_case(name: str) -> dict:
             workload, mapping = synthetic_inputs(Path(tmp))
         else:
             workload = INPUTS / case["workload"]
-            mapping = INPUTS / case["mapping"] if case["mapping"] else None
+            mapping = INPUTS / case["mapping"] if case["mapping"] else NO_MAPPING
         if case.get("stages") == ("cost",):
             return _cost_table(name, workload, INPUTS / case["hardware"], mapping, case["mode"], Path(tmp))
         from stream.api import run_detailed
@@ -179,14 +181,15 @@ def _allocation(name: str, workload: Path, case: dict) -> dict:
     and the genetic search's simulations (seconds per candidate)."""
     from stream.allocation import AllocationSettings
     from stream.api import compare_allocators
+    from stream.mapping import NO_MAPPING
 
     out = {"case": name, "systems": {}}
     for label, hardware, mapping in case["systems"]:
-        greedy, cpsat = compare_allocators(workload, INPUTS / hardware, INPUTS / mapping if mapping else None,
+        greedy, cpsat = compare_allocators(workload, INPUTS / hardware, INPUTS / mapping if mapping else NO_MAPPING,
                                            ("greedy", "cpsat"), mode=case["mode"],
                                            allocation=AllocationSettings(time_limit_s=10.0))
         budget = cpsat.allocation.stats["wall_seconds"]
-        (genetic,) = compare_allocators(workload, INPUTS / hardware, INPUTS / mapping if mapping else None,
+        (genetic,) = compare_allocators(workload, INPUTS / hardware, INPUTS / mapping if mapping else NO_MAPPING,
                                         ("genetic",), mode=case["mode"],
                                         allocation=AllocationSettings(time_limit_s=budget, generations=1000))
         row = {"cns": cpsat.cngraph.num_cns}

@@ -409,10 +409,10 @@ def test_fused_conv_chain_holds_a_few_rows(tmp_path):
     # 16-31: b). Every row of every feature map is 4*8*8 = 256 bits. Weights 4*4*9*8 = 1152
     # bits each, in their own SRAM; activations (inputs and outputs) in another.
     # A row of a (or b): 4*4*8*9 = 1152 MACs -> 72 cycles. Depth first: a0, a1, b0, a2, b1, ...
-    # Bus: W_a 0..36, a0's input rows 0-1 (512 bits) 36..52, a1's rows 0-2 (768) 52..76,
-    # W_b (prefetched) 76..112. a0 52..124, a1 124..196, then the core never waits: each next
-    # a-row's input (24 cycles) comes in while the CN before it runs, so the other 30 CNs run
-    # back to back, 196 + 30 * 72 = 2356, and b15's row goes out in 8 cycles: 2364.
+    # Bus: W_a 0..36, a0's input rows 0-1 (512 bits) 36..52, a1's new row 2 (256) 52..60,
+    # W_b (prefetched) 60..96. a0 52..124, a1 124..196, then the core never waits: each next
+    # a-row's new input row (8 cycles) comes in while the CN before it runs, so the other 30
+    # CNs run back to back, 196 + 30 * 72 = 2356, and b15's row goes out in 8 cycles: 2364.
     # Peak of the activation SRAM, e.g. at 268 (b0 ends, a2 starts, b1 loads next):
     # a0, a1, a2 output rows (3 x 256) + a2's 3-row input slice (768) + b0's row being
     # written out (256) + b1's row reserved (256) = 2048 bits = 8 rows.
@@ -434,11 +434,13 @@ def test_fused_conv_chain_holds_a_few_rows(tmp_path):
     # no spill, no stream, nothing through DRAM but the input rows and b's output rows
     assert counts(trace)["spill"] == counts(trace)["stream"] == counts(trace)["dram_write"] == 0
     assert counts(trace)["sink_write"] == 16
-    # each row of a reads its own 3-row input slice (2 rows at the edges): overlapping slices
-    # are distinct external tensors, so the halo rows come from DRAM up to three times:
-    # 2 x 512 + 14 x 768 = 11776 bits for a 4096-bit input
+    # each row of a reads a 3-row input window (2 rows at the edges); the input is cut at the
+    # windows' edges into its 16 rows, and a row stays on chip until the last window holding
+    # it has run: every input row comes from DRAM once, 16 x 256 = 4096 bits (overlapping
+    # slices, fetched per window, were 2 x 512 + 14 x 768 = 11776)
     fetched = trace.transfers.bits[trace.transfers.of("input_fetch")]
-    assert fetched.size == 16 and int(fetched.sum()) == 2 * 512 + 14 * 768
+    assert fetched.tolist() == [256] * 16 and int(fetched.sum()) == 4096
+    assert counts(trace)["refetch"] == 0
 
     # The same chain layer by layer: every feature map whole. At t = 0, a and b (the core
     # loads two CNs) reserve a's input, a's output, b's copy of it (read back from DRAM) and

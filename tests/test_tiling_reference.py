@@ -463,10 +463,11 @@ def test_hand_externals_weights_and_input_slices(impl):
     # weights: one slice per K piece, used by its 6 row CNs: 2 K x 4 C x 3 x 3 x 4 bits = 288
     assert sorted((len(e.cns), sorted(e.bits)) for e in by_operand["W"]) == [(6, [288]), (6, [288])]
     assert all(e.role is Role.WEIGHT for e in by_operand["W"])
-    # input rows r-1..r+1 (2 at the borders), all 4 channels and 6 columns, shared by both K pieces
-    rows = sorted((e.ranges[2], len(e.cns), sorted(e.bits)) for e in by_operand["I"])
-    assert rows == [((0, 2), 2, [2 * 4 * 6 * ACT])] + [((r - 1, r + 2), 2, [3 * 4 * 6 * ACT]) for r in range(1, 5)] \
-        + [((4, 6), 2, [2 * 4 * 6 * ACT])]
+    # a row CN reads input rows r-1..r+1 (2 at the borders), all 4 channels and 6 columns:
+    # the rows are cut at every such boundary, one tensor a row, read by the CNs of both K
+    # pieces whose window holds it (rows 0 and 5: two windows; rows 1-4: three)
+    rows = sorted((len(e.cns), sorted(e.bits)) for e in by_operand["I"])
+    assert rows == [(4, [4 * 6 * ACT])] * 2 + [(6, [4 * 6 * ACT])] * 4
     assert all(e.role is Role.ACTIVATION for e in by_operand["I"])
 
 

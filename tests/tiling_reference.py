@@ -19,9 +19,12 @@ one in plain Python, so it is slow (small layers only) but easy to check by eye:
   bits = distinct output elements x partial precision.
 * Sequential chains: tiles equal except along one sequential dim, in order; bits = the
   state handed on: output elements touched at the last step of that dim x precision.
-* Externals (weights, network inputs): CNs of a layer share a DRAM tensor iff their
-  per-axis index ranges (``AxisExpr.index_range``) are equal; bits = distinct elements
-  actually touched (padding excluded) x precision.
+* Externals (weights, network inputs): where every CN touches a contiguous run of indices
+  along every axis of the operand, each axis is cut at every CN's run boundaries and each
+  cell of that grid is one DRAM tensor, read by the CNs touching it (bits = elements of
+  the cell a CN touches x precision). Otherwise CNs share a tensor iff their per-axis
+  index ranges (``AxisExpr.index_range``) are equal; bits = distinct elements actually
+  touched (padding excluded) x precision.
 
 CNs are named by :data:`CNKey` ``(layer name, box in the layer's dim order)`` so that
 results compare with the analytic graph whatever its CN numbering.
@@ -216,15 +219,14 @@ def reference(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fuse
     data_edges: dict[tuple[CNKey, CNKey], int] = defaultdict(int)
     externals: dict[tuple, External] = {}
     for layer in workload.layers:
+        for op in layer.inputs:
+            if not op.sources:
+                _external_reads(layer, op, boxes[layer.name], externals)
+    for layer in workload.layers:
         for box in boxes[layer.name]:
             c = key_of(layer, box)
             for op in layer.inputs:
                 if not op.sources:
-                    ranges = tuple(axis.index_range(box) for axis in op.axes)
-                    ext = externals.setdefault((layer.name, op.name, ranges),
-                                               External(layer.name, op.name, op.role, ranges))
-                    ext.cns.append(c)
-                    ext.bits.add(len(touched(op, box)) * op.precision)
                     continue
                 xs = touched(op, box)
                 for src in op.sources:
@@ -254,6 +256,47 @@ def reference(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fuse
 def _outermost_first(plan: LayerPlan, mode: str, dims: list[str]) -> list[str]:
     nesting = [t.dim for t in reversed(plan.intra_core) if mode == "fused"] + [d for d, _ in reversed(plan.inter_core)]
     return sorted(dims, key=lambda d: nesting.index(d) if d in nesting else len(nesting))
+
+
+def _external_reads(layer: Layer, op: Operand, boxes: list[Box], externals: dict) -> None:
+    """The DRAM tensors of one operand and who reads them (see the module docstring)."""
+    reads = [touched(op, box) for box in boxes]
+    runs = [[_run(axis, box) for axis in op.axes] for box in boxes]  # per CN, per axis
+    contiguous = op.axes and all(r is not None for per_axis in runs for r in per_axis)
+    for box, elements, per_axis in zip(boxes, reads, runs):
+        c = key_of(layer, box)
+        if not contiguous:
+            ranges = tuple(axis.index_range(box) for axis in op.axes)
+            ext = externals.setdefault((layer.name, op.name, ranges), External(layer.name, op.name, op.role, ranges))
+            ext.cns.append(c)
+            ext.bits.add(len(elements) * op.precision)
+            continue
+        cells: dict[tuple, int] = defaultdict(int)
+        bounds = [sorted({b for e, r in zip(reads, runs) if e for b in r[a]}) for a in range(len(op.axes))]
+        for element in elements:
+            cell = tuple(_cell(bounds[a], element[a]) for a in range(len(op.axes)))
+            cells[cell] += 1
+        for cell, count in cells.items():
+            ext = externals.setdefault((layer.name, op.name, cell), External(layer.name, op.name, op.role, cell))
+            ext.cns.append(c)
+            ext.bits.add(count * op.precision)
+
+
+def _run(axis, box: Box) -> tuple[int, int] | None:
+    """The indices the box reaches along ``axis`` as [first, last + 1) clipped to the
+    tensor, when they are a gap-free run before clipping (None otherwise)."""
+    dims = [d for d, _ in axis.terms]
+    values = {axis.offset + sum(c * v for (_, c), v in zip(axis.terms, point))
+              for point in itertools.product(*(range(*box[d]) for d in dims))}
+    if max(values) - min(values) + 1 != len(values):
+        return None
+    return max(min(values), 0), min(max(values) + 1, axis.extent)
+
+
+def _cell(bounds: list[int], index: int) -> tuple[int, int]:
+    """The run [bounds[i], bounds[i+1]) holding ``index``."""
+    i = max(k for k, b in enumerate(bounds) if b <= index)
+    return bounds[i], bounds[i + 1]
 
 
 def _state_bits(layer: Layer, box: Box, dim: str) -> int:

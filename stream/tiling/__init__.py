@@ -10,8 +10,9 @@
   Tiles along a sequential dim chain in order (kind ``SEQUENTIAL``): the edge carries the
   state, the producer's output at its last step (a scan's D x N), which stays on the core
   (sequential dims are never split across cores).
-* Weights and network inputs are external tensors read from DRAM; CNs reading the same
-  slice share one, so the simulator fetches it once per core (``ext_uses`` counts users).
+* Weights and network inputs are external tensors read from DRAM, cut at the edges of what
+  the CNs read, so CNs sharing rows (a halo) share those rows' tensor and the simulator
+  fetches it once per memory (``ext_uses`` counts users; see :func:`_externals`).
 * Fusion groups come from the plans (given by the mapping or derived there); in
   ``layer_by_layer`` mode every layer is its own group. Tensors crossing groups go
   through DRAM.
@@ -274,32 +275,80 @@ def _merge_edges(src, dst, bits, kind):
 
 
 def _externals(workload: Workload, grids, starts, stops):
-    """DRAM tensors per CN; CNs reading the same slice of an operand share one."""
-    per_cn: list[list[np.ndarray]] = []
+    """DRAM tensors per CN: what each CN reads of the weights and network inputs.
+
+    Where every CN reads an interval along every axis of an operand, the operand is cut at
+    every boundary of those intervals into disjoint segments, and a CN reads the segments
+    inside its box: CNs sharing rows (a conv's halo) share those rows' tensor, so an
+    overlap is fetched once and kept on chip while the memory holds it. Otherwise (strided
+    or gapped reads) CNs reading the same slice share one tensor.
+    """
+    cn_ids: list[np.ndarray] = []
+    ext_ids: list[np.ndarray] = []
     externals: list[ExternalTensor] = []
     for grid in grids:
         layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)
         positions = {d: i for i, d in enumerate(layer.dims)}
-        columns = []
         for op in layer.inputs:
             if op.sources or op.precision == 0:
                 continue
             reads = [AxisReads(axis, positions, starts[cns], stops[cns]) for axis in op.axes]
-            key = np.stack([x for r in reads for x in (r.lo, r.hi)], axis=1) if reads else np.zeros((grid.count, 1))
-            unique, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-            sizes = np.ones(grid.count, dtype=np.int64)
-            for axis, r in zip(op.axes, reads):
-                sizes *= r.sizes(axis, layer.dims, starts[cns], stops[cns])
+            if reads and all(bool(r.is_interval.all()) for r in reads):
+                cn, key, bits = _segments(reads)
+            else:
+                cn, key, bits = _slices(layer, op, reads, starts[cns], stops[cns])
+            unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
             base = len(externals)
-            externals += [ExternalTensor(grid.index, op.name, op.role, int(sizes[i]) * op.precision)
+            externals += [ExternalTensor(grid.index, op.name, op.role, int(bits[i]) * op.precision)
                           for i in first.tolist()]
-            columns.append(base + inverse.reshape(-1))
-        per_cn.append(np.stack(columns, axis=1) if columns else np.zeros((grid.count, 0), dtype=np.int64))
-    counts = np.concatenate([c.shape[1] * np.ones(c.shape[0], dtype=np.int64) for c in per_cn])
-    ext_ptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=ext_ptr[1:])
-    ext_ids = np.concatenate([c.reshape(-1) for c in per_cn]).astype(np.int64)
-    return ext_ptr, ext_ids, tuple(externals)
+            cn_ids.append(grid.first + cn)
+            ext_ids.append(base + inverse.reshape(-1))
+    n = starts.shape[0]
+    cn = np.concatenate(cn_ids) if cn_ids else np.zeros(0, dtype=np.int64)
+    ids = np.concatenate(ext_ids) if ext_ids else np.zeros(0, dtype=np.int64)
+    order = np.argsort(cn, kind="stable")  # by CN, each CN's operands in order
+    ext_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cn, minlength=n), out=ext_ptr[1:])
+    return ext_ptr, ids[order].astype(np.int64), tuple(externals)
+
+
+def _segments(reads: list[AxisReads]):
+    """(CN, segment key, elements) of every segment each CN reads, the axes cut at every
+    CN's interval boundaries (CNs with an empty read along an axis read nothing)."""
+    n = reads[0].lo.shape[0]
+    empty = np.any([r.empty for r in reads], axis=0)  # reads padding only: nothing
+    axes = []  # per axis: boundaries, each CN's first segment and segment count
+    for r in reads:
+        bounds = np.unique(np.concatenate([r.lo[~empty], r.hi[~empty]]))
+        first = np.searchsorted(bounds, r.lo)
+        axes.append((bounds, first, np.where(empty, 0, np.searchsorted(bounds, r.hi) - first)))
+    per_cn = np.prod([count for _, _, count in axes], axis=0)
+    cn = np.repeat(np.arange(n), per_cn)
+    rest = np.arange(cn.shape[0]) - np.repeat(np.cumsum(per_cn) - per_cn, per_cn)
+    key = np.zeros(cn.shape[0], dtype=np.int64)
+    elements = np.ones(cn.shape[0], dtype=np.int64)
+    radix = 1
+    for bounds, first, count in reversed(axes):
+        c = count[cn]
+        segment = first[cn] + rest % np.maximum(c, 1)
+        rest //= np.maximum(c, 1)
+        key += segment * radix
+        radix *= max(len(bounds) - 1, 1)
+        elements *= bounds[np.minimum(segment + 1, len(bounds) - 1)] - bounds[segment]
+    return cn, key, elements
+
+
+def _slices(layer, op, reads, starts, stops):
+    """(CN, slice key, elements): one tensor per distinct slice, shared by the CNs reading it."""
+    n = starts.shape[0]
+    if not reads:
+        return np.arange(n), np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)
+    ranges = np.stack([x for r in reads for x in (r.lo, r.hi)], axis=1)
+    _, key = np.unique(ranges, axis=0, return_inverse=True)
+    sizes = np.ones(n, dtype=np.int64)
+    for axis, r in zip(op.axes, reads):
+        sizes *= r.sizes(axis, layer.dims, starts, stops)
+    return np.arange(n), key.reshape(-1), sizes
 
 
 def _groups(workload: Workload, plans: dict[str, LayerPlan], fused: bool):
