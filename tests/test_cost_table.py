@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import pytest
 
 from conftest import INPUTS
+from test_pipeline import DRAM
 from stream.cost import CostModel, core_signature
 from stream.errors import InputError
 from stream.hardware import load_hardware
@@ -314,7 +316,7 @@ def test_zigzag_plumbing_with_a_stub_search(write, tmp_path, monkeypatch):
 
     calls = []
 
-    def search(core, layer, sizes, objective="energy", seed=0, ordering=None, in_simulator=False):
+    def search(core, layer, sizes, objective="energy", seed=0, ordering=None):
         calls.append(list(sizes.items()))
         if layer.name == "big":
             raise NoFit
@@ -339,8 +341,9 @@ def test_zigzag_plumbing_with_a_stub_search(write, tmp_path, monkeypatch):
     # the search sees dims in canonical order (order of appearance in the equation)
     assert [d for d, _ in calls[0]] == ["B", "K", "OY", "OX", "C", "FY", "FX"]
     a_cost, b_cost = table.get(0, 0), table.get(6, 1)
-    # latency_total0 = 12 + 3.5 -> 16 cycles (no on/off-loading); energies from the breakdown
-    assert (a_cost.latency_cycles, a_cost.compute_cycles, a_cost.memory_cycles) == (16, 12, 4)
+    # latency_total2 = 12 + 3.5 + 7 on-loading + 2 off-loading -> 25 cycles; energies from
+    # the breakdown
+    assert (a_cost.latency_cycles, a_cost.compute_cycles, a_cost.memory_cycles) == (25, 12, 13)
     assert (a_cost.mac_energy_pj, a_cost.onchip_energy_pj) == (4.0, 6.0)
     assert a_cost.operand_energy_pj == (("O", (("rf_acc", 1.0), ("sram_1mib", 2.0))),
                                         ("W", (("rf_w", 0.5), ("sram_1mib", 0.5))), ("I", (("sram_1mib", 2.0),)))
@@ -381,3 +384,71 @@ def test_partial_sum_tiles_are_costed_with_partial_outputs(write):
     # precision differs (16 vs 8 bits for 32 outputs)
     assert first.onchip_energy_pj - last.onchip_energy_pj == pytest.approx(
         top.access_energy(32 * 16, write=True) - top.access_energy(32 * 8, write=True))
+
+
+# A weight-stationary 128x128 array: one 8-bit weight register per PE (131,072 bits in
+# all), filled from a weight SRAM that reads 4,096 bits a cycle.
+WS_CORE = """\
+    version: 1
+    name: ws128
+    type: compute
+    memories:
+      rf_w:
+        size: 8
+        r_cost: 0.01
+        w_cost: 0.01
+        operands: [I2]
+        ports:
+          - {name: r, type: read, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, tl"]}
+          - {name: w, type: write, bandwidth_min: 8, bandwidth_max: 8, allocation: ["I2, fh"]}
+        served_dimensions: []
+      sram_w:
+        size: 1048576
+        r_cost: 100
+        w_cost: 100
+        operands: [I2]
+        ports:
+          - {name: r, type: read, bandwidth_min: 4096, bandwidth_max: 4096, allocation: ["I2, tl"]}
+          - {name: w, type: write, bandwidth_min: 4096, bandwidth_max: 4096, allocation: ["I2, fh"]}
+        served_dimensions: [D1, D2]
+      sram_a:
+        size: 8388608
+        r_cost: 100
+        w_cost: 100
+        operands: [I1, O]
+        ports:
+          - {name: r, type: read, bandwidth_min: 8192, bandwidth_max: 8192, allocation: ["I1, tl", "O, tl", "O, th"]}
+          - {name: w, type: write, bandwidth_min: 8192, bandwidth_max: 8192, allocation: ["I1, fh", "O, fh", "O, fl"]}
+        served_dimensions: [D1, D2]
+    operational_array: {dimensions: [D1, D2], sizes: [128, 128], unit_energy: 1}
+    dataflows: {D1: ["K, 128"], D2: ["C, 128"]}
+"""
+WS_GEMM = """\
+    version: 1
+    name: g
+    layers:
+      - name: g
+        operator_type: Gemm
+        equation: O[l][k]+=W[k][c]*I[l][c]
+        loop_dims: [L, K, C]
+        loop_sizes: [16, 128, 128]
+        operand_precision: {O: 8, O_final: 8, W: 8, I: 8}
+"""
+
+
+def test_a_cn_pays_for_loading_its_array(write):
+    """ZigZag's on-loading between the core's top memory and the array is part of a CN's
+    latency. The Gemm (L 16, K 128, C 128) runs 16 x 128 x 128 / 16,384 = 16 cycles on the
+    array; its weights, 131,072 bits, take 131,072 / 4,096 = 32 cycles to load into the
+    registers, and ZigZag lets data loaded once hide behind the compute's cycles (16), so
+    16 remain: 32 cycles per CN (16 before, without the loading)."""
+    write("core.yaml", WS_CORE)
+    write("dram.yaml", textwrap.dedent(DRAM))
+    acc = load_hardware(write("system.yaml", "version: 1\nname: ws\ncores: {0: core.yaml, 1: dram.yaml}\n"
+                                             "offchip_core_id: 1\ncore_connectivity:\n"
+                                             "  - {type: bus, cores: [0, 1], bandwidth: 64}\n"))
+    w = load_workload(write("w.yaml", WS_GEMM))
+    g = tile(w, plan_layers(w, acc), "fused")
+    cost = CostModel(acc, model="zigzag").table(g).get(0, 0)
+    assert (cost.compute_cycles, cost.onload_cycles, cost.offload_cycles) == (16, 16.0, 0.0)
+    assert cost.latency_cycles == 16 + 16

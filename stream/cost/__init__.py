@@ -19,11 +19,12 @@ top memory down: the simulator moves every tensor into and out of that top memor
 links, buses and the DRAM port) and prices those transfers itself, so nothing is counted
 twice. Hence, in ZigZag's terms (the "simulator mode"):
 
-* ``latency_cycles`` = ZigZag's ``latency_total0`` = temporal cycles + stall/slack
-  (``SS_comb``), *without* on-loading and off-loading (ZigZag's fill of the hierarchy
-  before compute and drain after it, counted from and to the top memory); both are kept in
-  ``onload_cycles``/``offload_cycles`` for reference, so ZigZag's ``latency_total2`` is
-  ``latency_cycles + onload_cycles + offload_cycles`` (+ systolic drain);
+* ``latency_cycles`` = ZigZag's ``latency_total2`` = temporal cycles + stall/slack
+  (``SS_comb``) + on-loading + off-loading: the fill of the core's hierarchy *below* its
+  top memory before compute (the array's registers and lower buffers loaded from the top
+  memory: on a weight-stationary array, loading the array for every CN) and the drain of
+  the last outputs back up to it; both are also kept in ``onload_cycles``/``offload_cycles``
+  (our arrays have no systolic dims, so no drain term);
 * ``onchip_energy_pj`` = ZigZag's memory energy: every level's reads and writes, including
   the top memory's reads towards the array and output writes from it, but not the writes
   that bring data into the top memory or the reads that take final outputs out (ZigZag has
@@ -74,7 +75,7 @@ from stream.workload.ir import AxisExpr, Layer
 
 MODELS = ("zigzag", "roofline")
 OBJECTIVES = ("energy", "latency", "edp")
-TABLE_VERSION = 1  # bump when the key or the value format below changes
+TABLE_VERSION = 2  # bump when the key or the value format below changes
 _LINKS = {"O": "O", "W": "I2", "I": "I1"}  # the search's default operand -> memory operand links
 
 
@@ -319,8 +320,7 @@ class CostModel:
         tile = dataclasses.replace(layer, sizes=spans)
         sizes = {layer.dims[k]: spans[k] for k in info.order}  # canonical order
         try:
-            result = search(core, tile, sizes, objective=self.objective, seed=0, ordering=info.ordering or None,
-                            in_simulator=True)
+            result = search(core, tile, sizes, objective=self.objective, seed=0, ordering=info.ordering or None)
         except no_fit:
             return _roofline(info, spans, core, factor, "roofline (no mapping fits)")
         return _zigzag(info, result, core, factor)
@@ -333,7 +333,7 @@ def _zigzag(info: "_LayerInfo", result, core: Core, factor: float) -> dict:
     c = result.cost
     temporal = c.ideal_temporal_cycle
     compute = _ceil(temporal * factor)
-    latency = max(compute, _ceil(c.latency_total0), 1)
+    latency = max(compute, _ceil(c.latency_total2), 1)
     operands = []
     for op in info.layer.operands:
         energies = c.memory_energy.get(op.name)
@@ -349,7 +349,7 @@ def _zigzag(info: "_LayerInfo", result, core: Core, factor: float) -> dict:
         "model": "zigzag",
         "latency": latency,
         "compute": compute,
-        "memory": max(0, _ceil(c.latency_total0 - temporal)),
+        "memory": max(0, _ceil(c.latency_total2 - temporal)),
         "mac": float(c.mac_energy) * factor,
         "onchip": float(sum(e for _, levels in operands for _, e in levels)),
         "operands": operands,

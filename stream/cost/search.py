@@ -42,13 +42,13 @@ class SearchResult:
     evaluated: int  # mappings costed
 
 
-def score(cost: CostBreakdown, objective: str, in_simulator: bool = False) -> float:
-    """What the search minimises. ZigZag's latency is ``latency_total2`` (with on- and
-    off-loading); inside the simulator, which moves data to and from the top memory itself,
-    it is ``latency_total0``."""
+def score(cost: CostBreakdown, objective: str) -> float:
+    """What the search minimises. Latency is ZigZag's ``latency_total2``: with the on- and
+    off-loading between the core's top memory and the array (the simulator moves data into
+    and out of the top memory itself)."""
     if objective == "energy":
         return cost.energy_total
-    latency = cost.latency_total0 if in_simulator else cost.latency_total2
+    latency = cost.latency_total2
     return latency if objective == "latency" else cost.energy_total * latency
 
 
@@ -336,12 +336,11 @@ def pinned_ordering(ordering, temporal_sizes: dict[str, int]) -> tuple[tuple[str
 
 def search(core: Core, layer: Layer, sizes: dict[str, int] | None = None, objective: str = "energy",
            seed: int = 0, links: dict[str, str] | None = None, lpf_limit: int = 6,
-           anneal_iterations: int = 300, ordering=None, in_simulator: bool = False) -> SearchResult:
+           anneal_iterations: int = 300, ordering=None) -> SearchResult:
     """Best mapping found for ``layer`` (tile ``sizes``) on ``core`` under ``objective``.
 
     ``ordering`` pins the loop order (see :func:`pinned_ordering`): only the allocation of
-    that order to the memory levels is then left to decide. ``in_simulator`` scores latency
-    as the simulator uses it (see :func:`score`).
+    that order to the memory levels is then left to decide.
     """
     from stream.cost.zigzag_model import evaluate_prepared, prepare
 
@@ -367,7 +366,7 @@ def search(core: Core, layer: Layer, sizes: dict[str, int] | None = None, object
         if temporal is not None:
             cost = evaluate_prepared(prepared, spatial, temporal)
             evaluated += 1
-            value = score(cost, objective, in_simulator)
+            value = score(cost, objective)
             if value < best[1] or (value == best[1] and best[0] is None):
                 best[:] = [cost, value, temporal]
         seen[ordering] = value
