@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import test_pipeline
+from conftest import INPUTS
 from stream.api import run_detailed
 from stream.mapping import load_mapping, plan_layers
 from stream.simulation import CAUSES, EXTERNAL, OUTPUT, PREFETCH_DEPTH
@@ -646,14 +647,17 @@ def test_an_operand_too_large_alone_streams(tmp_path):
 
 
 @st.composite
-def scenarios(draw, tight: bool):
+def scenarios(draw, memory: str):
     """(files, kwargs): a chain or diamond of convs or gemms on 1-3 cores, randomly tiled.
 
-    ``tight``: each SRAM holds 1-3 times the largest working set of any whole layer (every
-    operand of the layer, its producers' whole outputs, outputs at 16 bits), so any CN fits
-    once the rest is evicted, and spills happen; otherwise the SRAMs hold everything.
+    ``memory``: ``roomy``, the SRAMs hold everything; ``tight``, each SRAM holds 1-3 times
+    the largest working set of any whole layer (every operand of the layer, its producers'
+    whole outputs, outputs at 16 bits), so any CN fits once the rest is evicted, and spills
+    happen; ``shared``, 2-4 cores share one SRAM of 8 bits up to that working set, so CNs
+    wait for each other's room, and stream.
     """
-    n_cores = draw(st.integers(1, 3))
+    shared = memory == "shared"
+    n_cores = draw(st.integers(2, 4) if shared else st.integers(1, 3))
     shape = draw(st.sampled_from(["conv_chain", "gemm_chain", "gemm_diamond"]))
     layers, rules, sizes = [], [], {}  # sizes: layer -> (input bits or producer, weight bits, output bits)
 
@@ -706,27 +710,36 @@ def scenarios(draw, tight: bool):
         return sum(sizes[s][2] for s in names)
 
     working_set = max(input_bits(i) + w + o for i, w, o in sizes.values())
-    if tight:
+    if memory == "tight":
         capacity = int(working_set * draw(st.floats(1.0, 3.0)))
+    elif shared:
+        capacity = max(8, int(working_set * draw(st.floats(0.0, 1.0))))
     else:
         capacity = 4 * sum(input_bits(i) + w + o for i, w, o in sizes.values())
-    links = [f"{{type: link, cores: [{a}, {b}], bandwidth: {draw(st.sampled_from([8, 16, 64]))}}}"
-             for a in range(n_cores) for b in range(a + 1, n_cores)]
-    links.append(f"{{type: bus, cores: [{', '.join(map(str, range(n_cores + 1)))}], "
-                 f"bandwidth: {draw(st.sampled_from([16, 32, 64]))}, unit_energy_cost: 0.5}}")
+    if shared:  # sharing cores talk through their memory; each reaches DRAM alone
+        links = [f"{{type: bus, cores: [{c}, {n_cores}], bandwidth: {draw(st.sampled_from([16, 32, 64]))}, "
+                 "unit_energy_cost: 0.5}" for c in range(n_cores)]
+    else:
+        links = [f"{{type: link, cores: [{a}, {b}], bandwidth: {draw(st.sampled_from([8, 16, 64]))}}}"
+                 for a in range(n_cores) for b in range(a + 1, n_cores)]
+        links.append(f"{{type: bus, cores: [{', '.join(map(str, range(n_cores + 1)))}], "
+                     f"bandwidth: {draw(st.sampled_from([16, 32, 64]))}, unit_energy_cost: 0.5}}")
     mapping = "version: 1\nlayers:\n" + "".join(
         f"  - {{name: {name}, " + ", ".join(f"{k}: {v!r}".replace("'", '"') for k, v in rule.items()) + "}\n"
         for name, rule in rules)
     if draw(st.booleans()):  # one fusion group (automatic groups split where weights fill half the SRAM)
         mapping += f"fusion_groups:\n  - {{layers: [{', '.join(name for name, _ in rules)}]}}\n"
+    system = system_yaml({c: "core.yaml" for c in range(n_cores)}, n_cores, links)
+    if shared:
+        system += f"core_memory_sharing:\n  - [{', '.join(map(str, range(n_cores)))}]\n"
     files = {
-        "system.yaml": system_yaml({c: "core.yaml" for c in range(n_cores)}, n_cores, links),
+        "system.yaml": system,
         "workload.yaml": workload(*layers),
         "mapping.yaml": mapping,
         "core.yaml": core_yaml(capacity),
     }
     kwargs = {"mode": draw(st.sampled_from(["fused", "layer_by_layer"])),
-              "policy": draw(st.sampled_from([None, "depth_first", "latency", "layer_by_layer"]))}
+              "policy": draw(st.sampled_from([None, "depth_first", "latency", "layer_by_layer", "memory"]))}
     return files, kwargs
 
 
@@ -759,7 +772,7 @@ def check_properties(files: dict, kwargs: dict):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios(tight=False))
+@given(scenarios("roomy"))
 def test_random_graphs_with_roomy_memories(scenario):
     detail = check_properties(*scenario)
     # nothing had to leave a memory for lack of room
@@ -767,11 +780,45 @@ def test_random_graphs_with_roomy_memories(scenario):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios(tight=True))
+@given(scenarios("tight"))
 def test_random_graphs_with_tight_memories(scenario):
     detail = check_properties(*scenario)
     # every CN fits once the rest is evicted: nothing streams
     assert counts(detail.trace)["stream"] == 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios("shared"))
+def test_random_graphs_on_shared_and_tiny_memories(scenario):
+    check_properties(*scenario)  # it ends: the engine cannot stall (see its docstring)
+
+
+@pytest.mark.slow
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios("shared"))
+def test_random_graphs_on_shared_and_tiny_memories_at_length(scenario):
+    check_properties(*scenario)
+
+
+@pytest.mark.parametrize("policy", ["layer_by_layer", "depth_first", "latency"])
+def test_four_cores_sharing_a_small_memory_run_resnet18_layer_by_layer(tmp_path, policy):
+    """Once a stall: four cores share one 256 KiB SRAM; layer by layer, an Add needs its two
+    inputs and its output (about 600 KB) at once. Each core loaded its next CN and the
+    cores waited for each other's room. The lowest-ranked CN not yet loaded never waits
+    for room other loaded CNs hold: it streams, and the run goes on."""
+    core = (INPUTS / "hardware" / "cores" / "tpu_32x32.yaml").read_text().replace("size: 8388608", "size: 2097152")
+    (tmp_path / "tpu.yaml").write_text(core)
+    (tmp_path / "dram.yaml").write_text(DRAM)
+    links = [f"{{type: link, cores: [{c}, 4], bandwidth: 64}}" for c in range(4)]
+    (tmp_path / "system.yaml").write_text(system_yaml({c: "tpu.yaml" for c in range(4)}, 4, links)
+                                          + "core_memory_sharing:\n  - [0, 1, 2, 3]\n")
+    detail = run_detailed(INPUTS / "workloads" / "resnet18.yaml", tmp_path / "system.yaml", "none",
+                          mode="layer_by_layer", policy=policy, cost_model="roofline", allocator="greedy")
+    detail.trace.check()
+    (memory,) = detail.trace.memories
+    assert memory.name == "core0+1+2+3.sram_1mib" and memory.peak_bits <= 2097152
+    assert counts(detail.trace)["stream"] > 0
+    assert sum(l.macs for l in detail.result.layers) == detail.workload.macs
 
 
 # -- loads waiting on prefetched weights in flight (once a stall) ---------------------------

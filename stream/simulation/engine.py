@@ -18,6 +18,18 @@ from its producer's core, the largest operand first (the CN lasts as long as its
 when they are longer), so a run never stalls for memory. A stream carries what the CN
 reads (its dependency's bits), not the producer's whole tile that a copy in memory holds
 for every consumer there.
+
+Why a run always ends. Ranks are a topological order, so the lowest-ranked unfinished CN y
+has every producer finished, and its core has nothing else loaded (a core loads in rank
+order, and every CN ranked below y is done). If y is loaded, its inputs come from finished
+producers or DRAM, by transfers that end, and it runs when its core is free. If it is not,
+its core's loader tries it, and y waits for room only for what certainly happens and then
+wakes it (a spill being written, a tensor on its way, a running CN ending); room held by
+CNs that are merely loaded on cores sharing its memory (and might wait for y) it does not
+wait for: it streams what does not fit instead (first_unloaded). Every wait registers
+where the event that ends it will look: a pool's ``blocked`` set, woken when room frees,
+a tensor lands, a CN ending on a core that loads into it, or the lowest unloaded CN
+changing.
 """
 
 from __future__ import annotations
@@ -82,6 +94,7 @@ class Engine:
         # cycles per engine id (typed arrays: no int object per entry)
         self.start, self.end, self.ready_at = (array("q", bytes(8 * n)) for _ in range(3))
         self.phase = bytearray(n)  # _UNLOADED, _LOADED, _DONE per CN
+        self.unloaded_from = 0  # no CN below it is unloaded (see first_unloaded)
         self.layer = h.layer.tolist()
         self.in_ptr = h.in_ptr.tolist()
         self.out_bits = h.out_bits.tolist()
@@ -600,7 +613,11 @@ class Engine:
                 break
             if streamed:  # choose_streams streams until the rest fits
                 raise StreamError(f"CN {x} cannot fit in {short[0].name} even streamed; please report this")
-            if self.evict(short, demand, {t.key for t in unique}):
+            certain, held = self.evict(short, demand, {t.key for t in unique})
+            # Waiting for memory that other loaded CNs hold could wait forever (they may wait
+            # for this CN's output); the lowest-ranked CN not yet loaded waits only for what
+            # certainly happens, and otherwise streams (see the module docstring)
+            if certain or (held and x != self.first_unloaded()):
                 for pool in short:
                     pool.blocked.add(core)
                 return False
@@ -649,18 +666,23 @@ class Engine:
                 self.allocate(out)
                 out.pins = 1
         self.loaded_info[x] = (pinned, stream_in, out, x in streamed)
+        if x == self.unloaded_from and self.first_unloaded() < self.n:
+            self.kicked.add(self.core[self.unloaded_from])  # its CN now loads without waiting for room
         if self.load_waiters:
             self.kicked.update(self.load_waiters.pop(x, ()))
         self.satisfy(x)
 
-    def evict(self, short: list[Pool], demand: dict, keep: set[int]) -> bool:
-        """Spill to make room in ``short`` memories; True when that (or anything else) needs waiting."""
-        wait = False
+    def evict(self, short: list[Pool], demand: dict, keep: set[int]) -> tuple[bool, bool]:
+        """Spill to make room in ``short`` memories. Returns (certain, held): something that
+        certainly happens may make room and wakes this loader when it does (a spill being
+        written, a tensor arriving, a transfer out ending, a running CN ending); room is
+        held by other loaded CNs, which may be waiting themselves."""
+        certain = held = False
         for pool in short:
             need = pool.used + demand[pool] - pool.capacity
             need -= sum(t.bits for t in pool.tensors.values() if t.state == SPILLING)
             if need <= 0:
-                wait = True
+                certain = True
                 continue
             candidates = [t for t in pool.tensors.values()
                           if t.pins == 0 and t.state == RESIDENT and t.key not in keep]
@@ -669,14 +691,23 @@ class Engine:
                 if need <= 0:
                     break
                 need -= t.bits
-                wait |= not t.in_dram
+                certain |= not t.in_dram
                 self.spill(t)
             if need > 0:
-                # held by something that will end: a transfer out, another core's loaded CN
-                held = any(t.key not in keep and (t.pins > 0 or t.state == COMING) for t in pool.tensors.values())
-                others = any(self.loaded[c] for c in self.loaders_of[pool.index])
-                wait |= held or others
-        return wait
+                loaders = self.loaders_of[pool.index]
+                # a tensor on its way (its producer has run: nothing it waits for can wait on us)
+                certain |= any(t.key not in keep and t.state == COMING and (t.kind == EXTERNAL or self.phase[t.data] == _DONE)
+                               for t in pool.tensors.values())
+                certain |= any(self.busy[c] for c in loaders)
+                held |= any(t.key not in keep and t.pins > 0 for t in pool.tensors.values())
+                held |= any(self.loaded[c] for c in loaders)
+        return certain, held
+
+    def first_unloaded(self) -> int:
+        """The lowest-ranked CN not yet loaded (n when every CN is)."""
+        while self.unloaded_from < self.n and self.phase[self.unloaded_from] != _UNLOADED:
+            self.unloaded_from += 1
+        return self.unloaded_from
 
     def next_use(self, t: Tensor) -> int:
         """Rank of the next CN that needs ``t`` in its memory (a large number: none)."""
@@ -779,6 +810,8 @@ class Engine:
         self.busy[core] = False
         self.loaded[core] -= 1
         self.kicked.add(core)
+        for pools in (self.pool_in, self.pool_weight, self.pool_out):  # waiters counted this CN as holding room
+            self.kick_pool(pools[core])
         pinned, streamed, out, out_streamed = self.loaded_info.pop(x)
         if out is not None:
             if out_streamed:  # written to DRAM while it ran
