@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="who decides the core of each piece: CP-SAT (default), HEFT list scheduling, "
                           "NSGA-II on the simulator, or the mapping alone")
     _allocation_arguments(run)
+    run.add_argument("--prefetch-depth", type=_positive(int), metavar="N",
+                     help="CNs every core holds loaded, the running one included (overrides the core files' "
+                          "prefetch_depth, default 2; 1: no data movement overlaps compute)")
     run.add_argument("--out", "-o", help="directory for result.json, summary.txt, layers.csv, events.csv, "
                                           "links.csv, memory.csv, timing.json and the figures")
     run.add_argument("--perfetto", action="store_true",
@@ -256,6 +259,10 @@ def cmd_run(args) -> int:
         print("error: --perfetto writes into the --out directory; give --out DIR", file=sys.stderr)
         return 2
     workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
+    if args.prefetch_depth is not None:
+        from stream.hardware import load_hardware
+
+        hardware = load_hardware(hardware).with_prefetch_depth(args.prefetch_depth)
     outcome = run_detailed(workload, hardware, mapping, mode=args.mode, cost_model=args.cost_model,
                            objective=args.objective, policy=args.policy, allocator=args.allocator,
                            progress=_progress_printer(args), allocation=_settings(args))

@@ -419,3 +419,14 @@ def test_every_peer_mapping_simulates_the_workloads_it_was_written_for(mapping, 
                                   cost_model="roofline", allocator="greedy")
             detail.trace.check()
             assert sum(l.macs for l in detail.result.layers) == detail.workload.macs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", sorted(p.stem for p in (INPUTS / "hardware").glob("*.yaml")))
+def test_every_bundled_mapping_simulates_every_bundled_workload(system):
+    for workload in sorted((INPUTS / "workloads").glob("*")):
+        for mode in ("fused", "layer_by_layer"):
+            detail = run_detailed(workload, INPUTS / "hardware" / f"{system}.yaml", mode=mode,
+                                  cost_model="roofline", allocator="greedy")
+            detail.trace.check()
+            assert sum(l.macs for l in detail.result.layers) == detail.workload.macs

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 import test_pipeline
 from conftest import INPUTS
 from stream.api import run_detailed
+from stream.errors import InputError
+from stream.hardware import load_hardware
 from stream.mapping import load_mapping, plan_layers
 from stream.simulation import CAUSES, EXTERNAL, OUTPUT, PREFETCH_DEPTH
 from stream.simulation.network import CHUNK_CYCLES
@@ -819,6 +821,40 @@ def test_four_cores_sharing_a_small_memory_run_resnet18_layer_by_layer(tmp_path,
     assert memory.name == "core0+1+2+3.sram_1mib" and memory.peak_bits <= 2097152
     assert counts(detail.trace)["stream"] > 0
     assert sum(l.macs for l in detail.result.layers) == detail.workload.macs
+
+
+@pytest.mark.parametrize("depth, starts, latency", [
+    # one CN loaded at a time: a row's input comes only once the row before has ended, behind
+    # that row's output: 64 + 4 x (16 in + 16 compute + 1 out) = 196
+    (1, [80, 113, 146, 179], 196),
+    # double buffering: row 1's input (80..96) comes while row 0 runs; then each next input
+    # queues behind the output just written: rows at 80, 96, 113, 130, out 146..147
+    (2, [80, 96, 113, 130], 147),
+])
+def test_prefetch_depth_is_how_far_a_core_loads_ahead(tmp_path, depth, starts, latency):
+    # One gemm (L 4, D 4, C 64), a row per CN on one 4x4 core: 256 MACs = 16 cycles a row.
+    # Over the 32-bit bus: the weights (4 x 64 x 8 = 2048 bits) 0..64, each input row (512)
+    # 16 cycles, each output row (32) 1 cycle; the core's prefetch_depth set per run.
+    for name, text in {"core.yaml": core_yaml(), "dram.yaml": DRAM, "system.yaml": ONE_CORE,
+                       "w.yaml": workload(gemm("g", 4, 4, 64)),
+                       "m.yaml": 'version: 1\nlayers:\n  - {name: g, core_allocation: [0], intra_core_tiling: ["L, all"]}\n'
+                       }.items():
+        (tmp_path / name).write_text(text)
+    acc = load_hardware(tmp_path / "system.yaml").with_prefetch_depth(depth)
+    detail = run_detailed(tmp_path / "w.yaml", acc, tmp_path / "m.yaml", cost_model="roofline", allocator="greedy")
+    detail.trace.check()
+    assert detail.trace.start.tolist() == starts and detail.result.latency_cycles == latency
+    assert [r[4:6] for r in rows(detail.trace, "input_fetch")][:2] == [(64, 80), (80 if depth == 2 else 97, 96 if depth == 2 else 113)]
+
+
+def test_prefetch_depth_is_a_core_file_key(tmp_path):
+    (tmp_path / "core.yaml").write_text(core_yaml() + "prefetch_depth: 1\n")
+    (tmp_path / "dram.yaml").write_text(DRAM)
+    (tmp_path / "system.yaml").write_text(ONE_CORE)
+    assert load_hardware(tmp_path / "system.yaml").core(0).prefetch_depth == 1
+    (tmp_path / "core.yaml").write_text(core_yaml() + "prefetch_depth: 0\n")
+    with pytest.raises(InputError, match="prefetch_depth: expected an integer >= 1"):
+        load_hardware(tmp_path / "system.yaml")
 
 
 # -- loads waiting on prefetched weights in flight (once a stall) ---------------------------

@@ -7,11 +7,13 @@ Units follow the field's files: memory sizes in bits, bandwidths in bits per cyc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
 
 MEMORY_OPERANDS = ("I1", "I2", "O")
+DEFAULT_PREFETCH_DEPTH = 2  # CNs a core holds loaded: the running one and the next (double buffering)
 DIRECTIONS = ("fh", "tl", "fl", "th")  # from-higher, to-lower, from-lower, to-higher
 
 
@@ -103,6 +105,10 @@ class Core:
     source_file: str | None = None
     operator_costs: tuple[tuple[str, float], ...] = ()  # (op type, cost per element op per lane); absent: 1
     unmodelled: tuple[str, ...] = ()  # key paths of the core file read but not modelled
+    # CNs the core holds loaded at once, the running one included: 1 fetches a CN's data only
+    # once the one before has ended (no overlap of data movement and compute); 2 (default)
+    # double-buffers: the next CN's data comes while the current one runs
+    prefetch_depth: int = DEFAULT_PREFETCH_DEPTH
 
     @property
     def top_memory(self) -> Memory:
@@ -176,6 +182,11 @@ class Accelerator:
             if core_id in group and any(m.name == memory.name for m in self.core(core_id).top_memories):
                 return tuple(sorted(group))
         return (core_id,)
+
+    def with_prefetch_depth(self, depth: int) -> "Accelerator":
+        """This accelerator with every core holding ``depth`` CNs loaded (a run's override of
+        the core files' ``prefetch_depth``)."""
+        return dataclasses.replace(self, cores=tuple(dataclasses.replace(c, prefetch_depth=depth) for c in self.cores))
 
     @property
     def offchip_core(self) -> Core | None:

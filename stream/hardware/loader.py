@@ -45,7 +45,7 @@ from typing import Any
 
 
 from stream.hardware.ir import (
-    DIRECTIONS, MEMORY_OPERANDS, Accelerator, Core, Link, Memory, OperationalArray, Port,
+    DEFAULT_PREFETCH_DEPTH, DIRECTIONS, MEMORY_OPERANDS, Accelerator, Core, Link, Memory, OperationalArray, Port,
 )
 from stream.spec import (
     ANY_VALUE, Where, check_keys, expect_bool, expect_dict, expect_int, expect_list, expect_number, expect_str,
@@ -359,11 +359,11 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
     if ours:
         _check_version(data, where)
         check_keys(data, where, required=("version", "name", "type", "memories", "operational_array"),
-                   optional=("dataflows", "operator_types", "operator_costs", "operand_precision"))
+                   optional=("dataflows", "operator_types", "operator_costs", "operand_precision", "prefetch_depth"))
     else:
         check_keys(data, where, required=("memories",),
                    optional=("name", "type", "operational_array", "multipliers", "dataflows",
-                             "operator_types", "operator_costs", "operand_precision"))
+                             "operator_types", "operator_costs", "operand_precision", "prefetch_depth"))
     name = _name(data, where, Path(where.file).stem)
     kind = "compute"
     if "type" in data:
@@ -403,8 +403,9 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
     for mem_name, raw in memories_raw.items():
         found += [path.replace(f"memories.{mem_name}.", "memories.*.", 1)
                   for path in unmodelled(raw, where / "memories" / str(mem_name), UNMODELLED_MEMORY)]
+    depth = expect_int(data.get("prefetch_depth", DEFAULT_PREFETCH_DEPTH), where / "prefetch_depth", minimum=1)
     return Core(core_id, name, kind, array, memories, dataflows, operator_types, str(Path(where.file)),
-                operator_costs=operator_costs, unmodelled=tuple(dict.fromkeys(found)))
+                operator_costs=operator_costs, unmodelled=tuple(dict.fromkeys(found)), prefetch_depth=depth)
 
 
 def _array(raw: Any, where: Where) -> OperationalArray:

@@ -159,10 +159,8 @@ def group_tiling(workload: Workload, mapping: Mapping, groups: dict[str, str], i
             owner = spec.dim.rpartition(".")[0]
             if not targets and linked is not None and owner not in members and members:
                 # an operator-type label no member has: the field's files are templates
-                for name in members:
-                    notes.setdefault(name, []).append(
-                        f"{file}: {where}: {spec.dim} names no layer or operator type of group {group.name}; skipped")
-                    break
+                notes.setdefault(members[0], []).append(
+                    f"{file}: {where}: {spec.dim} names no layer or operator type of group {group.name}; skipped")
                 continue
             if not targets:
                 expected = ("LAYER.Dn with a layer (or operator type) of the group" if linked is not None

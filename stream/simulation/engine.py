@@ -4,8 +4,8 @@ simpy keeps the clock and the event queue; everything that happens is a callback
 simpy event (a CN finishing, a transfer arriving), so a CN costs a handful of events
 and a million-CN run stays fast.
 
-Per core, a *loader* walks the core's CNs in rank order and, at most ``PREFETCH_DEPTH``
-CNs ahead of the core (the running one and the next), reserves memory for what each
+Per core, a *loader* walks the core's CNs in rank order and, at most the core's
+``prefetch_depth`` CNs ahead (default 2: the running one and the next), reserves memory for what each
 needs (inputs not yet on the core and its output), pins it and starts the transfers;
 a *dispatcher* starts the best-ranked CN whose inputs have all arrived. A tensor stays
 in memory while it has uses on that memory (``refs``) and is locked while a loaded CN
@@ -45,7 +45,7 @@ import simpy
 from stream.allocation import Allocation
 from stream.cost import CostTable
 from stream.errors import StreamError
-from stream.hardware.ir import Accelerator
+from stream.hardware.ir import DEFAULT_PREFETCH_DEPTH, Accelerator
 from stream.simulation.memory import ABSENT, COMING, FEATURES, PARTIALS, RESIDENT, SPILLING, WEIGHTS, Pool, Tensor
 from stream.simulation.network import CHUNK_CYCLES, Network
 from stream.simulation.order import ranks
@@ -54,7 +54,7 @@ from stream.tiling import CNGraph, PARTIAL
 from stream.tiling.csr import concatenated_ranges
 from stream.workload.ir import Role
 
-PREFETCH_DEPTH = 2  # CNs a core holds loaded: the running one and the next
+PREFETCH_DEPTH = DEFAULT_PREFETCH_DEPTH  # a core's default prefetch_depth (CNs it holds loaded)
 LOOKAHEAD_GROUPS = 0  # weights are prefetched for the current fusion group and this many more
 PROGRESS_SECONDS = 5.0  # between progress reports
 PROGRESS_EVERY = 65536  # finished CNs between looks at the clock
@@ -116,6 +116,9 @@ class Engine:
         self.group = h.group.tolist()
         self.ext_ptr = h.ext_ptr.tolist()
         self.loaded = [0] * slots
+        self.depth = [DEFAULT_PREFETCH_DEPTH] * slots  # per core: CNs it may hold loaded
+        for c in acc.cores:
+            self.depth[c.id] = c.prefetch_depth
         self.busy = [False] * slots
         self.ready: list[list[int]] = [[] for _ in range(slots)]
         self.tensors: dict[int, Tensor] = {}  # alive tensors by key (see new_tensor)
@@ -280,7 +283,7 @@ class Engine:
         while kicked:
             core = kicked.pop() if len(kicked) == 1 else min(kicked)
             kicked.discard(core)
-            if loaded[core] < PREFETCH_DEPTH or self.weights_next[core] < self.order_len[core]:
+            if loaded[core] < self.depth[core] or self.weights_next[core] < self.order_len[core]:
                 self.load(core)
             if not busy[core] and ready[core]:
                 self.dispatch(core)
@@ -519,7 +522,7 @@ class Engine:
     def load(self, core: int) -> None:
         """Load the core's next CNs in rank order while its window and its memory allow."""
         order, i, loaded = self.order[core], self.next_load[core], self.loaded
-        while i < len(order) and loaded[core] < PREFETCH_DEPTH and self.try_load(order[i], core):
+        while i < len(order) and loaded[core] < self.depth[core] and self.try_load(order[i], core):
             i += 1
         self.next_load[core] = i
         if self.weights_next[core] < len(order):
