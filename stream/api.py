@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from stream.allocation import Allocation, AllocationSettings, allocate
-from stream.cost import CostModel
+from stream.cost import DEFAULT_OBJECTIVE, CostModel
 from stream.errors import StreamError
 from stream.hardware import Accelerator, load_hardware
 from stream.mapping import NO_MAPPING, Mapping, load_mapping, plan_layers
@@ -61,7 +61,7 @@ class Run:
 
 
 def run(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "cpsat",
-        cost_model: str = "zigzag", objective: str = "energy", cache_dir=None, policy: str | None = None,
+        cost_model: str = "zigzag", objective: str = DEFAULT_OBJECTIVE, cache_dir=None, policy: str | None = None,
         allocation: AllocationSettings | None = None) -> Result:
     """Simulate ``workload`` on ``hardware``; each may be a loaded object or a file path.
 
@@ -144,7 +144,7 @@ def _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir
 
 
 def run_detailed(workload, hardware, mapping=None, mode: str = "fused", allocator: str = "cpsat",
-                 cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
+                 cost_model: str = "zigzag", objective: str = DEFAULT_OBJECTIVE, cache_dir=None,
                  policy: str | None = None, progress=None, allocation: AllocationSettings | None = None) -> Run:
     """As :func:`run`, keeping every intermediate value; ``progress(message)``, if given, hears
     each step as it ends and the simulation every few seconds."""
@@ -180,7 +180,7 @@ def _allocate_and_simulate(case: _Prepared, allocator: str, settings: Allocation
 
 
 def compare_allocators(workload, hardware, mapping=None, allocators=("greedy", "cpsat", "genetic"),
-                       mode: str = "fused", cost_model: str = "zigzag", objective: str = "energy", cache_dir=None,
+                       mode: str = "fused", cost_model: str = "zigzag", objective: str = DEFAULT_OBJECTIVE, cache_dir=None,
                        policy: str | None = None, allocation: AllocationSettings | None = None,
                        progress=None, on_error=None) -> list[Run]:
     """One :class:`Run` per allocator on the same case, loaded, tiled and costed once.

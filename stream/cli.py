@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="one allocator (default cpsat), or two to compare")
     compare.add_argument("--policy", choices=POLICIES)
     compare.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag")
-    compare.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy")
+    compare.add_argument("--objective", choices=("energy", "latency", "edp"), default="edp")
     _allocation_arguments(compare)
     compare.add_argument("--out", "-o", help="directory for comparison.json and comparison.png / .pdf")
     compare.add_argument("--quiet", "-q", action="store_true", help="print only the table")
@@ -146,7 +146,7 @@ def _case_arguments(parser) -> None:
                              "layer_by_layer otherwise)")
     parser.add_argument("--cost-model", choices=("zigzag", "roofline"), default="zigzag",
                         help="per-core cost: ZigZag's equations with a mapping search (default) or a roofline")
-    parser.add_argument("--objective", choices=("energy", "latency", "edp"), default="energy",
+    parser.add_argument("--objective", choices=("energy", "latency", "edp"), default="edp",
                         help="what the per-core mapping search minimises")
 
 

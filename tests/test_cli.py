@@ -238,3 +238,12 @@ def test_compare_allocators_keeps_going_past_a_failing_allocator(capsys):
 def test_compare_allocators_rejects_unknown_names(capsys):
     assert main(["compare-allocators", "--allocators", "greedy,magic"]) == 2
     assert "error: --allocators: expected a comma-separated list" in capsys.readouterr().err
+
+
+def test_the_cli_defaults_are_the_librarys():
+    from stream.cli import _parser
+    from stream.cost import DEFAULT_OBJECTIVE
+    from stream.sweep.spec import Base
+
+    args = _parser().parse_args(["run"])
+    assert args.objective == DEFAULT_OBJECTIVE == Base.__dataclass_fields__["objective"].default

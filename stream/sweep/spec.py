@@ -56,7 +56,7 @@ class Base:
     mode: str = "fused"
     allocator: str = "cpsat"
     cost_model: str = "zigzag"
-    objective: str = "energy"
+    objective: str = "edp"  # stream.cost.DEFAULT_OBJECTIVE (the spec module stays light)
     policy: str | None = None
     allocation: tuple[tuple[str, Any], ...] = ()
 
