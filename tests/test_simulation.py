@@ -857,6 +857,37 @@ def test_prefetch_depth_is_a_core_file_key(tmp_path):
         load_hardware(tmp_path / "system.yaml")
 
 
+@pytest.mark.parametrize("channels, copies, latency", [
+    (None, [(20, 148), (32, 160)], 170),  # any number: both copies come at once
+    (2, [(20, 148), (32, 160)], 170),
+    (1, [(20, 148), (148, 276)], 286),  # one channel: c's copy waits for a's
+])
+def test_dma_channels_bound_the_transfers_a_core_has_under_way(tmp_path, channels, copies, latency):
+    # a (core 0) and c (core 2), Gemms L 4, D 8, C 4, feed d = a + c on core 1, one fusion
+    # group. Over the 32-bit bus: W_a (256 bits) 0..8, I_a (128) 8..12, W_c 12..20, I_c
+    # 20..24; a runs 12..20 and c 24..32 (128 MACs / 16). Their 256-bit outputs reach core 1
+    # over links of 2 bits a cycle (128 cycles each): a's 20..148, c's from 32. d (32 adds,
+    # 2 cycles) starts when both are in and writes its 256 bits out in 8.
+    system = system_yaml({0: "core.yaml", 1: "core.yaml", 2: "core.yaml"}, 3,
+                         ["{type: link, cores: [0, 1], bandwidth: 2}", "{type: link, cores: [2, 1], bandwidth: 2}",
+                          "{type: bus, cores: [0, 1, 2, 3], bandwidth: 32}"])
+    mapping = ("version: 1\nlayers:\n  - {name: a, core_allocation: [0]}\n  - {name: c, core_allocation: [2]}\n"
+               "  - {name: d, core_allocation: [1]}\nfusion_groups:\n  - {layers: [a, c, d]}\n")
+    core = core_yaml()
+    (tmp_path / "dram.yaml").write_text(DRAM)
+    (tmp_path / "core.yaml").write_text(core)
+    (tmp_path / "core1.yaml").write_text(core + (f"dma_channels: {channels}\n" if channels else ""))
+    (tmp_path / "system.yaml").write_text(system.replace("1: core.yaml", "1: core1.yaml"))
+    (tmp_path / "w.yaml").write_text(workload(gemm("a", 4, 8, 4), gemm("c", 4, 8, 4), add("d", 4, 8, "a", "c")))
+    (tmp_path / "m.yaml").write_text(mapping)
+    assert load_hardware(tmp_path / "system.yaml").core(1).dma_channels == channels
+    detail = run_detailed(tmp_path / "w.yaml", tmp_path / "system.yaml", tmp_path / "m.yaml",
+                          cost_model="roofline", allocator="greedy")
+    detail.trace.check()
+    assert [r[4:6] for r in rows(detail.trace, "core_to_core")] == copies
+    assert detail.result.latency_cycles == latency
+
+
 # -- loads waiting on prefetched weights in flight (once a stall) ---------------------------
 
 

@@ -109,6 +109,8 @@ class Core:
     # once the one before has ended (no overlap of data movement and compute); 2 (default)
     # double-buffers: the next CN's data comes while the current one runs
     prefetch_depth: int = DEFAULT_PREFETCH_DEPTH
+    # transfers into or out of the core in flight at once (its DMA channels); None: no limit
+    dma_channels: int | None = None
 
     @property
     def top_memory(self) -> Memory:

@@ -359,11 +359,13 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
     if ours:
         _check_version(data, where)
         check_keys(data, where, required=("version", "name", "type", "memories", "operational_array"),
-                   optional=("dataflows", "operator_types", "operator_costs", "operand_precision", "prefetch_depth"))
+                   optional=("dataflows", "operator_types", "operator_costs", "operand_precision", "prefetch_depth",
+                             "dma_channels"))
     else:
         check_keys(data, where, required=("memories",),
                    optional=("name", "type", "operational_array", "multipliers", "dataflows",
-                             "operator_types", "operator_costs", "operand_precision", "prefetch_depth"))
+                             "operator_types", "operator_costs", "operand_precision", "prefetch_depth",
+                             "dma_channels"))
     name = _name(data, where, Path(where.file).stem)
     kind = "compute"
     if "type" in data:
@@ -404,8 +406,12 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
         found += [path.replace(f"memories.{mem_name}.", "memories.*.", 1)
                   for path in unmodelled(raw, where / "memories" / str(mem_name), UNMODELLED_MEMORY)]
     depth = expect_int(data.get("prefetch_depth", DEFAULT_PREFETCH_DEPTH), where / "prefetch_depth", minimum=1)
+    channels = data.get("dma_channels")
+    if channels is not None:
+        channels = expect_int(channels, where / "dma_channels", minimum=1)
     return Core(core_id, name, kind, array, memories, dataflows, operator_types, str(Path(where.file)),
-                operator_costs=operator_costs, unmodelled=tuple(dict.fromkeys(found)), prefetch_depth=depth)
+                operator_costs=operator_costs, unmodelled=tuple(dict.fromkeys(found)), prefetch_depth=depth,
+                dma_channels=channels)
 
 
 def _array(raw: Any, where: Where) -> OperationalArray:

@@ -117,8 +117,11 @@ class Engine:
         self.ext_ptr = h.ext_ptr.tolist()
         self.loaded = [0] * slots
         self.depth = [DEFAULT_PREFETCH_DEPTH] * slots  # per core: CNs it may hold loaded
+        self.channels = [None] * slots  # per core: transfers in flight at once (None: any number)
         for c in acc.cores:
-            self.depth[c.id] = c.prefetch_depth
+            self.depth[c.id], self.channels[c.id] = c.prefetch_depth, c.dma_channels
+        self.in_flight = [0] * slots  # per core: its transfers under way
+        self.dma_waiting: list[list] = [[] for _ in range(slots)]  # per core: transfers waiting for a channel
         self.busy = [False] * slots
         self.ready: list[list[int]] = [[] for _ in range(slots)]
         self.tensors: dict[int, Tensor] = {}  # alive tensors by key (see new_tensor)
@@ -303,10 +306,20 @@ class Engine:
     def move(self, cn: int, src: int, dst: int, bits: int, cause: str, kind: int, data: int, then=None) -> None:
         """Start a transfer now and record it; run ``then`` when it ends.
 
-        A read still queued for the same data from the same source over one bus takes
-        this destination along (multicast) unless it already goes there. A transfer longer than ``CHUNK_CYCLES`` goes
-        chunk by chunk.
+        The transfer belongs to the core it goes to (to the core it leaves, when it goes to
+        DRAM); a core with ``dma_channels`` keeps at most that many under way, the others
+        wait their turn, first come first served. A read still queued for the same data from
+        the same source over one bus takes this destination along (multicast) unless it
+        already goes there. A transfer longer than ``CHUNK_CYCLES`` goes chunk by chunk.
         """
+        owner = src if dst == self.dram_id else dst
+        limit = self.channels[owner]
+        if limit is not None:
+            if self.in_flight[owner] >= limit:
+                self.dma_waiting[owner].append((cn, src, dst, bits, cause, kind, data, then))
+                return
+            self.in_flight[owner] += 1
+            then = self._free_channel_after(owner, then)
         net, now = self.net, self.now
         rid, bus, chunk, pj_per_bit = self.path(src, dst)
         key = (kind, data, bits, src, bus) if bus is not None and CAUSE[cause] in _READS else None
@@ -346,6 +359,17 @@ class Engine:
             self.at(end, complete)
         else:
             self.env.process(self._chunks(rid, src, dst, bits - first, chunk, end, complete, spans))
+
+    def _free_channel_after(self, owner: int, then):
+        """``then``, after handing the owner's DMA channel to its next waiting transfer."""
+        def done():
+            self.in_flight[owner] -= 1
+            if self.dma_waiting[owner]:
+                self.move(*self.dma_waiting[owner].pop(0))
+            if then is not None:
+                then()
+
+        return done
 
     def _chunks(self, rid, src, dst, left, chunk, end, complete, spans):
         """The rest of a long transfer, each chunk queueing behind what arrived meanwhile
