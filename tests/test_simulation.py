@@ -847,6 +847,26 @@ def test_prefetch_depth_is_how_far_a_core_loads_ahead(tmp_path, depth, starts, l
     assert [r[4:6] for r in rows(detail.trace, "input_fetch")][:2] == [(64, 80), (80 if depth == 2 else 97, 96 if depth == 2 else 113)]
 
 
+@pytest.mark.parametrize("blocking, starts, latency", [
+    # the write-back of a row's output runs while the next row computes
+    (False, [80, 96, 113, 130], 147),
+    # each row waits for the one before it to be written out (1 cycle): row 1 starts at 97,
+    # row 2 (its input 97..113) at 114 after row 1's output 113..114, row 3 at 131; 148
+    (True, [80, 97, 114, 131], 148),
+])
+def test_blocking_writeback_holds_the_next_cn(tmp_path, blocking, starts, latency):
+    # The row-tiled Gemm of the prefetch-depth test, double-buffered.
+    for name, text in {"core.yaml": core_yaml() + f"blocking_writeback: {str(blocking).lower()}\n",
+                       "dram.yaml": DRAM, "system.yaml": ONE_CORE, "w.yaml": workload(gemm("g", 4, 4, 64)),
+                       "m.yaml": 'version: 1\nlayers:\n  - {name: g, core_allocation: [0], intra_core_tiling: ["L, all"]}\n'
+                       }.items():
+        (tmp_path / name).write_text(text)
+    detail = run_detailed(tmp_path / "w.yaml", tmp_path / "system.yaml", tmp_path / "m.yaml",
+                          cost_model="roofline", allocator="greedy")
+    detail.trace.check()
+    assert detail.trace.start.tolist() == starts and detail.result.latency_cycles == latency
+
+
 def test_prefetch_depth_is_a_core_file_key(tmp_path):
     (tmp_path / "core.yaml").write_text(core_yaml() + "prefetch_depth: 1\n")
     (tmp_path / "dram.yaml").write_text(DRAM)

@@ -111,6 +111,9 @@ class Core:
     prefetch_depth: int = DEFAULT_PREFETCH_DEPTH
     # transfers into or out of the core in flight at once (its DMA channels); None: no limit
     dma_channels: int | None = None
+    # an output's write-back to DRAM ends before the core starts its next CN (one output
+    # buffer, drained before reuse); False: the write-back runs while the next CN computes
+    blocking_writeback: bool = False
 
     @property
     def top_memory(self) -> Memory:

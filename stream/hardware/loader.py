@@ -360,12 +360,12 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
         _check_version(data, where)
         check_keys(data, where, required=("version", "name", "type", "memories", "operational_array"),
                    optional=("dataflows", "operator_types", "operator_costs", "operand_precision", "prefetch_depth",
-                             "dma_channels"))
+                             "dma_channels", "blocking_writeback"))
     else:
         check_keys(data, where, required=("memories",),
                    optional=("name", "type", "operational_array", "multipliers", "dataflows",
                              "operator_types", "operator_costs", "operand_precision", "prefetch_depth",
-                             "dma_channels"))
+                             "dma_channels", "blocking_writeback"))
     name = _name(data, where, Path(where.file).stem)
     kind = "compute"
     if "type" in data:
@@ -411,7 +411,8 @@ def load_core(path: str | os.PathLike, core_id: int) -> Core:
         channels = expect_int(channels, where / "dma_channels", minimum=1)
     return Core(core_id, name, kind, array, memories, dataflows, operator_types, str(Path(where.file)),
                 operator_costs=operator_costs, unmodelled=tuple(dict.fromkeys(found)), prefetch_depth=depth,
-                dma_channels=channels)
+                dma_channels=channels,
+                blocking_writeback=expect_bool(data.get("blocking_writeback", False), where / "blocking_writeback"))
 
 
 def _array(raw: Any, where: Where) -> OperationalArray:

@@ -118,8 +118,11 @@ class Engine:
         self.loaded = [0] * slots
         self.depth = [DEFAULT_PREFETCH_DEPTH] * slots  # per core: CNs it may hold loaded
         self.channels = [None] * slots  # per core: transfers in flight at once (None: any number)
+        self.blocking = [False] * slots  # per core: the next CN waits for the last write-back
         for c in acc.cores:
-            self.depth[c.id], self.channels[c.id] = c.prefetch_depth, c.dma_channels
+            self.depth[c.id], self.channels[c.id], self.blocking[c.id] = (c.prefetch_depth, c.dma_channels,
+                                                                          c.blocking_writeback)
+        self.writing = [0] * slots  # per core with blocking write-back: write-backs under way
         self.in_flight = [0] * slots  # per core: its transfers under way
         self.dma_waiting: list[list] = [[] for _ in range(slots)]  # per core: transfers waiting for a channel
         self.busy = [False] * slots
@@ -779,7 +782,7 @@ class Engine:
     # -- running -------------------------------------------------------------------
     def dispatch(self, core: int) -> None:
         ready = self.ready[core]
-        if self.busy[core] or not ready:
+        if self.busy[core] or not ready or self.writing[core]:
             return
         x = ready[0]
         if self.barrier and self.layer[x] != self.frontier:
@@ -881,12 +884,18 @@ class Engine:
 
     def write_back(self, x: int, out: Tensor) -> None:
         out.pins += 1
+        core = self.core[x]
+        if self.blocking[core]:
+            self.writing[core] += 1
 
         def written():
             out.in_dram = True
             self.unpin(out)
             self.release(out)
             self._wrote(x)
+            if self.blocking[core]:
+                self.writing[core] -= 1
+                self.kicked.add(core)  # its next CN may start
 
         cause = "sink_write" if self.sink[x] else "dram_write"
         self.move(-1, self.core[x], self.dram_id, out.bits, cause, OUTPUT, x, then=written)
