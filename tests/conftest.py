@@ -30,8 +30,17 @@ def write(tmp_path):
     return _write
 
 
+# The field's own files live beside the repository (CI clones ../shared there). A clone of
+# the repository alone skips the tests that read them, saying why; under CI their absence
+# is a broken set-up, which test_peer_inputs_present reports.
+needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason=f"peer inputs not found at {PEERS}")
+
+
 def peer_files(pattern: str) -> list[Path]:
-    assert PEERS.is_dir(), f"peer inputs not found at {PEERS} (CI clones shared/ beside the repo)"
+    """The peer files matching ``pattern``; none when the folder is absent (the tests that
+    take them are then skipped)."""
+    if not PEERS.is_dir():
+        return []
     files = sorted(PEERS.glob(pattern))
     assert files, f"no peer files match {pattern}"
     return files

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import INPUTS, PEERS
+from conftest import INPUTS, PEERS, needs_peers
 from stream.cli import main
 
 RESULT_KEYS = {"schema_version", "latency_cycles", "latency_s", "energy_pj", "peak_memory_bytes", "num_cns"}
@@ -139,6 +139,7 @@ def test_validate_reports_each_file(write, capsys):
     assert "bad.yaml: layers[0].loop_sizes[0]: expected an integer >= 1, got 0" in captured.err
 
 
+@needs_peers
 def test_validate_shows_peer_warnings(capsys):
     assert main(["validate", str(PEERS / "2026" / "workload" / "simple_example_workload.yaml")]) == 0
     assert "warning:" in capsys.readouterr().out

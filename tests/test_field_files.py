@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import INPUTS, PEERS
+from conftest import INPUTS, PEERS, needs_peers
 from stream.api import NO_MAPPING, resolve_mapping, run_detailed
 from stream.errors import InputError
 from stream.hardware import load_hardware
@@ -19,7 +19,6 @@ from stream.workload import load_workload
 from test_pipeline import CHAIN, CORE, DRAM, SYSTEM
 from test_shared_memory import SHARED
 
-needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason=f"peer inputs not found at {PEERS}")
 CLASSIC, NEW = PEERS / "classic-2025", PEERS / "2026"
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import PEERS, needs_peers
 from stream.errors import InputError
 from stream.hardware.ir import Memory, Port
 from stream.hardware.loader import load_core, load_hardware
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "inputs" / "hardware"
-# CI checks out ../shared beside the repository; its absence is a broken setup, not a skip.
-PEER = Path(__file__).resolve().parents[2] / "shared" / "peer-inputs" / "stream"
+PEER = PEERS
 CLASSIC = PEER / "classic-2025" / "hardware"
 NEW = PEER / "2026" / "hardware"
 
@@ -29,6 +30,10 @@ def _id(path: Path) -> str:
 
 
 def test_peer_inputs_present():
+    # CI checks out ../shared beside the repository: there its absence is a broken set-up,
+    # not a skip; a clone of the repository alone skips the tests that read the peer files
+    if not PEER.is_dir() and not os.environ.get("CI"):
+        pytest.skip(f"peer inputs not found at {PEER}")
     assert PEER.is_dir(), f"peer inputs missing at {PEER}"
     assert CLASSIC.is_dir() and NEW.is_dir() and len(PEER_SYSTEMS) >= 17 and len(PEER_CORES) >= 26
 
@@ -42,11 +47,13 @@ def _check_accelerator(acc):
     assert acc.compute_cores
 
 
+@needs_peers
 @pytest.mark.parametrize("path", PEER_SYSTEMS, ids=_id)
 def test_peer_systems_load(path):
     _check_accelerator(load_hardware(path))
 
 
+@needs_peers
 @pytest.mark.parametrize("path", PEER_CORES, ids=_id)
 def test_peer_cores_load(path):
     core = load_core(path, 3)
@@ -71,6 +78,7 @@ def test_bundled_names():
 # --- hand-checked values ------------------------------------------------------------
 
 
+@needs_peers
 def test_classic_tpu_like_quad_core():
     acc = load_hardware(CLASSIC / "tpu_like_quad_core.yaml")
     assert acc.name == "tpu_like_quad_core"
@@ -84,6 +92,7 @@ def test_classic_tpu_like_quad_core():
     assert acc.core(0).dataflows == (("D1", (("K", 32),)), ("D2", (("C", 32),)))
 
 
+@needs_peers
 def test_classic_tpu_like_sram_ports():
     sram = load_core(CLASSIC / "cores" / "tpu_like.yaml", 0).top_memory
     assert sram.name == "sram_2MB" and sram.size_bits == 16777216
@@ -95,6 +104,7 @@ def test_classic_tpu_like_sram_ports():
     assert write.allocation == (("I1", "fh"), ("I2", "fh"), ("O", "fh"), ("O", "fl"))
 
 
+@needs_peers
 def test_classic_rw_ports_and_default_granularity():
     eyeriss = load_core(CLASSIC / "cores" / "eyeriss_like.yaml", 0)
     sram = eyeriss.memories[-1]
@@ -106,6 +116,7 @@ def test_classic_rw_ports_and_default_granularity():
     assert meta.array.sizes == (32, 2, 4, 4) and meta.array.units == 1024
 
 
+@needs_peers
 @pytest.mark.parametrize("name", ["tpu_like", "eyeriss_like", "simba_chiplet", "offchip"])
 def test_both_dialects_describe_the_same_memories(name):
     def shape(core):
@@ -115,6 +126,7 @@ def test_both_dialects_describe_the_same_memories(name):
     assert shape(load_core(CLASSIC / "cores" / f"{name}.yaml", 0)) == shape(load_core(NEW / "cores" / f"{name}.yaml", 0))
 
 
+@needs_peers
 def test_2026_core_types_and_operator_types():
     acc = load_hardware(NEW / "tpu_like_quad_core.yaml")
     assert acc.core(4).operator_types == ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
@@ -127,6 +139,7 @@ def test_2026_core_types_and_operator_types():
     assert len(ironwood.compute_cores) == 36 and ironwood.offchip_core_id == 40
 
 
+@needs_peers
 @pytest.mark.parametrize("dialect", [CLASSIC, NEW])
 def test_fusemax_memory_sharing_and_core_path_fallback(dialect):
     acc = load_hardware(dialect / "fusemax.yaml")
@@ -148,6 +161,7 @@ def test_units_and_link_energy():
     assert load_hardware(BUNDLED / "hetero.yaml").core(2).dataflows[0] == ("D1", (("FY", 3), ("C", 4)))
 
 
+@needs_peers
 def test_access_energy_hand_example():
     # A 2048-bit port with 64-bit granularity moving 256 bits: ceil(256/64) * 64/2048 = 4/32 word.
     sram = load_core(CLASSIC / "cores" / "tpu_like.yaml", 0).top_memory
@@ -355,6 +369,7 @@ def test_clock_written_1e9(tmp_path):
     _error(path, "system.yaml", "clock_hz", "a finite number")
 
 
+@needs_peers
 def test_classic_undeclared_port(tmp_path):
     core = yaml.safe_load((CLASSIC / "cores" / "tpu_like.yaml").read_text())
     core["memories"]["rf_128B"]["ports"][0]["tl"] = "r_port_2"
@@ -366,6 +381,7 @@ def test_classic_undeclared_port(tmp_path):
     assert "one of the declared ports ['r_port_1', 'w_port_1']" in message
 
 
+@needs_peers
 def test_classic_system_missing_bandwidth(tmp_path):
     system = yaml.safe_load((CLASSIC / "tpu_like_quad_core.yaml").read_text())
     system.pop("bandwidth")

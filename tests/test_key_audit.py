@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import INPUTS, PEERS
+from conftest import INPUTS, PEERS, needs_peers
 from stream.errors import StreamError
 from stream.hardware import load_hardware
 from stream.hardware.loader import load_core
@@ -222,7 +222,6 @@ def test_bundled_mapping_keys_are_all_used(mapping, workload, tmp_path):
 
 # -- the peer's files --------------------------------------------------------------------
 
-needs_peers = pytest.mark.skipif(not PEERS.is_dir(), reason=f"peer inputs not found at {PEERS}")
 
 
 def _peer(pattern):

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from conftest import INPUTS, PEERS, peer_files
+from conftest import INPUTS, PEERS, needs_peers, peer_files
 from stream.api import run_detailed
 from stream.errors import InputError
 from stream.hardware import load_hardware
@@ -26,6 +26,7 @@ def resnet18():
     return load_workload(INPUTS / "workloads" / "resnet18.yaml")
 
 
+@needs_peers
 def test_classic_tiling_forms():
     m = load_mapping(CLASSIC / "mapping" / "tpu_like_quad_core.yaml")
     conv = next(r for r in m.rules if r.selector == "Conv")
@@ -37,6 +38,7 @@ def test_classic_tiling_forms():
     assert not m.strict
 
 
+@needs_peers
 def test_newer_dialect_forms():
     m = load_mapping(PEERS / "2026" / "mapping" / "resnet18_tpu_quad_core.yaml")
     conv = next(r for r in m.rules if r.selector == "Conv")
@@ -47,6 +49,7 @@ def test_newer_dialect_forms():
     assert m.fusion_groups[0].intra_core_tiling == (TileSpec("/maxpool/MaxPool.D2", tile=1),)
 
 
+@needs_peers
 def test_plan_classic_on_resnet18_onnx():
     workload = load_workload(CLASSIC / "workload" / "resnet18.onnx")
     acc = load_hardware(CLASSIC / "hardware" / "tpu_like_quad_core.yaml")
@@ -61,6 +64,7 @@ def test_plan_classic_on_resnet18_onnx():
     assert add.candidates == (5,) and add.inter_core == (("C", 1),) and add.intra_core == (TileSpec("OY", tile=1),)
 
 
+@needs_peers
 def test_fixed_split_pins_pieces_in_order():
     workload = load_workload(CLASSIC / "workload" / "resnet18.onnx")
     acc = load_hardware(CLASSIC / "hardware" / "tpu_like_quad_core.yaml")
@@ -91,6 +95,7 @@ RUNS = [  # (mapping, hardware, workload): every classic mapping with its system
 ]
 
 
+@needs_peers
 @pytest.mark.parametrize("mapping, hardware, workload", RUNS, ids=[r[0] for r in RUNS])
 def test_classic_mappings_drive_a_run(mapping, hardware, workload):
     # greedy and the roofline: the mapping is the point here (CP-SAT and the zigzag model run
@@ -101,6 +106,7 @@ def test_classic_mappings_drive_a_run(mapping, hardware, workload):
     assert detail.result.latency_cycles > 0
 
 
+@needs_peers
 def test_every_mapping_file_loads():
     for path in peer_files("*/mapping/*.yaml") + [INPUTS / "mappings" / "quad_core.yaml"]:
         assert load_mapping(path).rules

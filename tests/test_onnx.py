@@ -10,12 +10,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import PEERS, needs_peers
 from stream.errors import InputError, UnsupportedOperatorsError
 from stream.workload.ir import AxisExpr, DimKind, Place, Reshape, Role, Slice, Source, Transpose
 from stream.workload.onnx_loader import load_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
-PEERS = Path(__file__).resolve().parents[2] / "shared" / "peer-inputs" / "stream"
 ONE = AxisExpr((), 1)
 PAR, RED = DimKind.PARALLEL, DimKind.REDUCTION
 mk = helper.make_node
@@ -381,6 +381,7 @@ def _peer_files():
     return files
 
 
+@needs_peers
 def test_every_peer_onnx_file_loads():
     names = set()
     for path in _peer_files():
@@ -394,6 +395,7 @@ def test_every_peer_onnx_file_loads():
         assert expected in names
 
 
+@needs_peers
 def test_resnet18():
     wl = load_onnx(PEERS / "classic-2025" / "workload" / "resnet18.onnx")
     counts = Counter(l.op_type for l in wl.layers)
@@ -412,6 +414,7 @@ def test_resnet18():
     assert all(len(wl.predecessors(a.name)) == 2 for a in adds)
 
 
+@needs_peers
 def test_peer_attention_head_and_custom_silu():
     wl = load_onnx(PEERS / "2026" / "workload" / "attention_head.onnx")
     qk = [l for l in wl.layers if l.op_type == "MatMul" and sizes(l) == {"D": 128, "C": 64, "K": 128}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from conftest import INPUTS, PEERS, peer_files
+from conftest import INPUTS, PEERS, needs_peers, peer_files
 from stream.errors import InputError
 from stream.workload import AxisExpr, DimKind, Role, load_workload
 
@@ -102,12 +102,14 @@ def test_sequential_kind_and_sources_by_name(write):
     assert scan.operand("W").role is Role.WEIGHT and w.layer("proj").operand("I").role is Role.ACTIVATION
 
 
+@needs_peers
 @pytest.mark.parametrize("path", peer_files("*/workload/*.yaml"), ids=lambda p: p.name)
 def test_peer_yaml_workloads_load(path):
     w = load_workload(path)
     assert len(w) >= 4 and w.macs > 0
 
 
+@needs_peers
 def test_peer_resnet18_yaml_conventions():
     w = load_workload(PEERS / "classic-2025" / "workload" / "resnet18.yaml")
     assert len(w) == 31
@@ -118,6 +120,7 @@ def test_peer_resnet18_yaml_conventions():
     assert (iy.extent, iy.offset) == (112, -1)
 
 
+@needs_peers
 def test_peer_quirks_become_warnings():
     w = load_workload(PEERS / "2026" / "workload" / "simple_example_workload.yaml")
     assert any("operand_precision.Y" in m and "ignored" in m for m in w.warnings)
