@@ -452,3 +452,33 @@ def test_a_cn_pays_for_loading_its_array(write):
     cost = CostModel(acc, model="zigzag").table(g).get(0, 0)
     assert (cost.compute_cycles, cost.onload_cycles, cost.offload_cycles) == (16, 16.0, 0.0)
     assert cost.latency_cycles == 16 + 16
+
+
+@pytest.mark.parametrize("model", ["zigzag", "roofline"])
+def test_a_dataflow_names_a_dim_by_any_of_its_names(tmp_path, model):
+    """A core's dataflow may name a dim by an alias: the field's SIMD cores unroll ``K, 64``,
+    which for a 4-D elementwise layer is its last axis (the field's classic names B, H, D,
+    K). An Add over one row of a 64-channel, 56-column map puts its 56 columns on 56 of the
+    64 lanes and runs its 64 channels in time: 64 cycles, not 3,584 on one lane."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from stream.hardware.loader import load_core
+    from stream.workload.onnx_loader import load_onnx
+
+    shape = [1, 64, 1, 56]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["y"], name="add")], "g",
+        [helper.make_tensor_value_info(n, TensorProto.INT8, shape) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, shape)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "add.onnx")
+    add = load_onnx(tmp_path / "add.onnx").layer("add")
+    assert add.dims == ("B", "C", "OY", "OX") and add.resolve_dim("K") == "OX"
+    text = (INPUTS / "hardware" / "cores" / "simd_64.yaml").read_text()
+    (tmp_path / "simd.yaml").write_text(text.replace("operator_types:", 'dataflows: {D1: ["K, 64"]}\n\noperator_types:'))
+    core = load_core(tmp_path / "simd.yaml", 0)
+    acc = load_hardware(INPUTS / "hardware" / "quad_core.yaml")
+    cost = CostModel(acc, model=model, cache_dir=False).cost(add, {d: (0, n) for d, n in zip(add.dims, add.sizes)}, core)
+    assert cost.compute_cycles == 64
+    if model == "zigzag":
+        assert cost.spatial.unrolling == (("D1", (("OX", 56),)),)

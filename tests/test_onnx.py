@@ -341,7 +341,7 @@ def test_names_custom_domain_and_symbolic_batch(tmp_path):
     assert wl.name == "my_net" and wl.source_file == str(path)
     assert [(l.name, l.op_type) for l in wl.layers] == [("dup", "Relu"), ("dup_1", "Silu"), ("Sigmoid_2", "Sigmoid")]
     assert all(l.sizes == (1, 4) for l in wl.layers)
-    assert len(wl.warnings) == 1 and "'N'" in wl.warnings[0]
+    assert len(wl.warnings) == 2 and "'N'" in wl.warnings[0] and "float32 tensors priced as 8-bit" in wl.warnings[1]
 
 
 def test_all_unsupported_nodes_reported_at_once(tmp_path):
@@ -433,7 +433,7 @@ def test_bundled_workloads():
     block = load_onnx(ROOT / "inputs" / "workloads" / "transformer_block.onnx")
     counts = Counter(l.op_type for l in block.layers)
     assert counts == {"MatMul": 8, "LayerNormalization": 2, "Mul": 1, "Softmax": 1, "Add": 2, "Gelu": 1}
-    assert len(block) == 15 and block.warnings == ()
+    assert len(block) == 15 and len(block.warnings) == 1 and "float32 tensors priced as 8-bit" in block.warnings[0]
     qk = block.layer("qk")
     assert sizes(qk) == {"B": 4, "D": 128, "C": 64, "K": 128}
     assert qk.operand("I").sources == (
@@ -452,3 +452,32 @@ def test_bundled_files_are_reproducible(tmp_path):
         assert (tmp_path / name).read_bytes() == (ROOT / "inputs" / "workloads" / name).read_bytes()
         model = onnx.load(tmp_path / name, load_external_data=False)
         assert any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+@pytest.mark.parametrize("elem_type, bits, psum, noted", [
+    (TensorProto.FLOAT, 8, 16, True),  # a float32 export: the defaults, said in a warning
+    (TensorProto.BFLOAT16, 16, 16, False),
+    (TensorProto.FLOAT16, 16, 16, False),
+    (TensorProto.INT8, 8, 16, False),
+])
+def test_element_type_sets_the_width(tmp_path, elem_type, bits, psum, noted):
+    """A narrow element type is the accelerator's number format and is priced at its width
+    (the field's 2026 tool does the same); float32 says nothing about it and takes the
+    loader's defaults, with one warning naming the type."""
+    weight = helper.make_tensor("w", elem_type, [4, 8], [0] * 32)
+    graph = helper.make_graph(
+        [mk("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+        [helper.make_tensor_value_info("x", elem_type, [2, 4])],
+        [helper.make_tensor_value_info("y", elem_type, [2, 8])], [weight])
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    wl = load_onnx(path)
+    layer = wl.layer("mm")
+    assert [(op.name, op.precision) for op in layer.operands] == [("O", bits), ("I", bits), ("W", bits)]
+    assert layer.output.partial_precision == psum
+    # 2 x 8 outputs, 4 x 8 weights, 2 x 4 inputs, in bits
+    assert layer.footprint_bits("W", {d: (0, n) for d, n in zip(layer.dims, layer.sizes)}) == 32 * bits
+    assert [w for w in wl.warnings if "priced as" in w] == (
+        [f"{path}: float32 tensors priced as 8-bit activations and 8-bit weights with 16-bit partial sums "
+         "(a float32 export says nothing about the accelerator's number format; int8, fp16 and bf16 "
+         "tensors keep their width)"] if noted else [])

@@ -65,7 +65,7 @@ def spatial_mapping(core: Core, layer: Layer, sizes: dict[str, int], links: dict
     array = dict(zip(core.array.dims, core.array.sizes))
     limits = _bandwidth_limits(core, layer, links or DEFAULT_LINKS)
     if core.dataflows:
-        wanted = [(adim, list(entries)) for adim, entries in core.dataflows]
+        wanted = layer_dataflows(core, layer)
     else:
         wanted = _search_unrolling(array, sizes, limits)
     unrolling = []
@@ -82,6 +82,16 @@ def spatial_mapping(core: Core, layer: Layer, sizes: dict[str, int], links: dict
         if chosen:
             unrolling.append((adim, tuple(chosen)))
     return SpatialMapping(tuple(unrolling))
+
+
+def layer_dataflows(core: Core, layer: Layer) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The core's ``dataflows`` in the layer's own dim names.
+
+    A dataflow may name a dim by any of the layer's names (the field's ``K`` of a 4-D
+    elementwise layer is its last axis, ``OX``: KULeuven-MICAS/stream's SIMD cores unroll
+    ``K, 64`` over it); a name the layer does not have unrolls nothing."""
+    return [(adim, [(layer.resolve_dim(dim), factor) for dim, factor in entries if layer.has_dim(dim)])
+            for adim, entries in core.dataflows]
 
 
 def _bandwidth_limits(core: Core, layer: Layer, links: dict[str, str]) -> dict[tuple[str, str], int]:

@@ -65,8 +65,25 @@ STREAM_OPS = frozenset({"SelectiveScan"})
 SELECTIVE_SCAN_FORM = "SelectiveScan(dA, dBx) -> h, dA and dBx of one shape of rank >= 2 (e.g. B x L x D x N)"
 
 
+# Element types whose width is the accelerator's number format: a model stored in one of
+# these is priced at its width (the field's 2026 tool reads the element type too).
+NARROW_TYPE_BITS = {
+    onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4,
+    onnx.TensorProto.INT8: 8, onnx.TensorProto.UINT8: 8,
+    onnx.TensorProto.FLOAT8E4M3FN: 8, onnx.TensorProto.FLOAT8E5M2: 8,
+    onnx.TensorProto.INT16: 16, onnx.TensorProto.UINT16: 16,
+    onnx.TensorProto.FLOAT16: 16, onnx.TensorProto.BFLOAT16: 16,
+}
+
+
 def load_onnx(path, *, act_bits: int = 8, weight_bits: int = 8, psum_bits: int = 16) -> Workload:
-    """Read an ONNX file into a :class:`Workload` (bits are per element)."""
+    """Read an ONNX file into a :class:`Workload` (bits are per element).
+
+    A tensor of a narrow element type (:data:`NARROW_TYPE_BITS`: int8, bf16, ...) has that
+    width. Wider types (float32, as every framework exports) say nothing about the
+    accelerator's number format, so they take ``act_bits`` and ``weight_bits``, as the
+    field's classic tool does, and the workload says so in a warning. Partial sums have
+    ``psum_bits``, or the output's width if that is wider."""
     file = str(path)
     model = _read_model(file)
     ctx = _Context(file, model, act_bits, weight_bits, psum_bits)
@@ -74,7 +91,8 @@ def load_onnx(path, *, act_bits: int = 8, weight_bits: int = 8, psum_bits: int =
         ctx.visit(node, index)
     if ctx.unsupported:
         raise UnsupportedOperatorsError(file, ctx.unsupported)
-    return Workload.from_layers(Path(file).stem, ctx.layers, source_file=file, warnings=ctx.warnings)
+    return Workload.from_layers(Path(file).stem, ctx.layers, source_file=file,
+                                warnings=ctx.warnings + ctx.precision_note())
 
 
 # -- reading --------------------------------------------------------------------------
@@ -179,6 +197,11 @@ class _Context:
         self._initializers = {t.name: t for t in graph.initializer}
         for t in graph.initializer:
             self._shapes[t.name] = tuple(t.dims)
+        self._types = {v.name: v.type.tensor_type.elem_type for v in
+                       list(inferred.input) + list(inferred.value_info) + list(inferred.output)
+                       if v.type.HasField("tensor_type")}
+        self._types.update({t.name: t.data_type for t in graph.initializer})
+        self._wide_types: set[int] = set()  # element types priced at the default widths
         self._constants: dict[str, onnx.NodeProto] = {}
         # None marks a tensor downstream of an unsupported node: its consumers are skipped.
         self.origins: dict[str, tuple[_Part, ...] | None] = {"": ()}
@@ -290,8 +313,28 @@ class _Context:
         sources = tuple(Source(p.layer, p.views) for p in parts if p.kind == "layer")
         return Operand(
             name, Role.WEIGHT if weight else Role.ACTIVATION, tuple(axes),
-            self.weight_bits if weight else self.act_bits, sources=sources,
+            self.bits(tensor, self.weight_bits if weight else self.act_bits), sources=sources,
         )
+
+    def bits(self, tensor: str, default: int) -> int:
+        """Bits per element of ``tensor``: its narrow element type's width, else ``default``."""
+        elem_type = self._types.get(tensor, onnx.TensorProto.UNDEFINED)
+        if elem_type in NARROW_TYPE_BITS:
+            return NARROW_TYPE_BITS[elem_type]
+        if elem_type != onnx.TensorProto.UNDEFINED:
+            self._wide_types.add(elem_type)
+        return default
+
+    def precision_note(self) -> list[str]:
+        """The warning that wide element types were priced at the default widths."""
+        if not self._wide_types:
+            return []
+        spelled = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}
+        names = ", ".join(sorted(spelled.get(t, onnx.TensorProto.DataType.Name(t).lower()) for t in self._wide_types))
+        return [f"{self.file}: {names} tensors priced as {self.act_bits}-bit activations and "
+                f"{self.weight_bits}-bit weights with {self.psum_bits}-bit partial sums (a {names} export "
+                "says nothing about the accelerator's number format; int8, fp16 and bf16 tensors keep "
+                "their width)"]
 
     def layer(self, node, name, dims, out_axes, inputs, attrs=(), field_order=None, names=()) -> Layer:
         """A layer from ``dims`` = [(dim, size, kind), ...], its output axes and input operands.
@@ -300,8 +343,8 @@ class _Context:
         ...`` where it differs from the default (see :func:`_aliases`); ``names`` are further
         (alias, dim) pairs the field's files use."""
         reduces = any(kind is RED for _, _, kind in dims)
-        out = Operand("O", Role.OUTPUT, tuple(out_axes), self.act_bits,
-                      self.psum_bits if reduces else None)
+        bits = self.bits(node.output[0], self.act_bits)
+        out = Operand("O", Role.OUTPUT, tuple(out_axes), bits, max(self.psum_bits, bits) if reduces else None)
         return Layer(
             name, node.op_type,
             dims=tuple(d for d, _, _ in dims), sizes=tuple(n for _, n, _ in dims),
