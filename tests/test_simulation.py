@@ -917,23 +917,22 @@ def test_a_core_waiting_for_a_prefetched_weight_resumes_when_it_lands(tmp_path):
     #   b: L 4, D 64, C 2: W 1024, O 2048 (working set with O_a 3136 <= 3200);
     #   c: L 4, D 2, C 64: W 1024.
     # While a runs, b does not fit beside it (160 + 3072 > 3200), so it is not loaded, but
-    # W_b and W_c are prefetched (160 + 2048 + margin 2 x 160 <= 3200): W_b 3..35, W_c 35..67.
-    # a ends at 4; b needs O_b's 2048 bits beside O_a + W_b + W_c = 2112: it must wait for
-    # W_c to land (it cannot evict data still arriving). W_c lands at 67 and wakes the loader,
-    # which evicts it (furthest next use; DRAM holds it, so no write) to fit b, and fetches it
-    # again for c.
+    # its weights are prefetched, one tensor at a time in the order the CNs need them:
+    # W_b 3..35 (1024 bits over the 32-bit bus). a ends at 4; b then fits (O_a 64 + W_b 1024
+    # + O_b 2048 = 3136 <= 3200), loads, waits for W_b still on its way and starts when it
+    # lands, 35. W_c (1024 more) fits only once b has ended and W_b and O_a are gone.
     detail = simulate_files(tmp_path, ONE_CORE, workload(gemm("a", 4, 2, 2), gemm("b", 4, 64, 2, "a"),
                                                          gemm("c", 4, 2, 64, "b")),
                             "version: 1\nfusion_groups:\n  - {layers: [a, b, c]}\n",
                             cores={"core.yaml": core_yaml(3200)})
     trace = detail.trace
-    # b runs 67..99 (32 cycles); once it ends, W_b and O_a go and c loads: W_c comes back over
-    # the bus 99..131 (1024 / 32); c runs 131..163 and writes its 64-bit output 163..165.
-    assert list(trace.start) == [3, 67, 131] and list(trace.end) == [4, 99, 163]
+    # b runs 35..67 (32 cycles); W_c comes over the bus 67..99 (1024 / 32); c runs 99..131
+    # and writes its 64-bit output 131..133.
+    assert list(trace.start) == [3, 35, 99] and list(trace.end) == [4, 67, 131]
     rows = [(CAUSES[c], int(s), int(e)) for c, s, e in zip(trace.transfers.cause, trace.transfers.start,
                                                              trace.transfers.end)]
     assert rows == [("weight_fetch", 0, 1), ("input_fetch", 1, 3), ("weight_fetch", 3, 35),
-                    ("weight_fetch", 35, 67), ("refetch", 99, 131), ("sink_write", 163, 165)]
+                    ("weight_fetch", 67, 99), ("sink_write", 131, 133)]
     assert detail.result.spills == 0  # evicting a weight writes nothing
 
 

@@ -112,6 +112,7 @@ class Engine:
         self.order_len = [len(self.order.get(c, ())) for c in range(slots)]
         self.next_load = [0] * slots
         self.weights_next = [0] * slots  # how far weights are prefetched
+        self.prefetching = [False] * slots  # a weight prefetch of the core is under way
         self.margin = [0] * len(self.pools)  # room prefetched weights leave free, per memory
         self.group = h.group.tolist()
         self.ext_ptr = h.ext_ptr.tolist()
@@ -456,10 +457,14 @@ class Engine:
         else:
             self.dram_waiters.setdefault(p, []).append(callback)
 
-    def fetch(self, t: Tensor, x: int) -> None:
-        """Bring ``t`` (space already reserved) into its memory, for CN ``x``."""
+    def fetch(self, t: Tensor, x: int, after=None) -> None:
+        """Bring ``t`` (space already reserved) into its memory, for CN ``x``; then ``after()``."""
         dst = t.pool.cores[0] if self.core[x] not in t.pool.cores else self.core[x]
-        land = lambda: self.arrive(t)  # noqa: E731
+
+        def land():
+            self.arrive(t)
+            if after is not None:
+                after()
         if t.kind == EXTERNAL:
             cause = "refetch" if t.fetched else ("weight_fetch" if self.ext_weight[t.data] else "input_fetch")
             self.move(x, self.dram_id, dst, t.bits, cause, EXTERNAL, t.data, then=land)
@@ -559,9 +564,11 @@ class Engine:
         """Fetch weights of the core's coming CNs (in its current fusion group, and
         ``LOOKAHEAD_GROUPS`` more) into free memory, keeping room for twice the largest
         working set seen there: they stay anyway, and fetching them early hides DRAM
-        behind compute."""
+        behind compute. One at a time, in the order the CNs need them: issued together,
+        they would share the DRAM port chunk by chunk and the first CN's weights would
+        arrive with the last's."""
         order, i = self.order[core], self.weights_next[core]
-        if i >= len(order):
+        if i >= len(order) or self.prefetching[core]:
             return
         i = max(i, self.next_load[core])
         last_group = self.group[order[min(self.next_load[core], len(order) - 1)]] + LOOKAHEAD_GROUPS
@@ -583,9 +590,16 @@ class Engine:
                     pool.blocked.add(core)
                     return
                 self.allocate(t)
-                self.fetch(t, y)
+                self.prefetching[core] = True
+                self.fetch(t, y, after=lambda: self._prefetched(core))
+                self.weights_next[core] = i
+                return
             i += 1
         self.weights_next[core] = i
+
+    def _prefetched(self, core: int) -> None:
+        self.prefetching[core] = False
+        self.kicked.add(core)
 
     def try_load(self, x: int, core: int) -> bool:
         """Reserve, pin and start fetching what ``x`` needs, if it fits; False: not now."""
