@@ -140,3 +140,38 @@ def test_inspect_cns_lists_layers_and_groups(capsys):
     line = next(l for l in out.splitlines() if l.startswith("conv_b"))
     # conv_b rows read 3 conv_a rows (2 at the borders) from each of its 4 pieces
     assert line.split()[2:6] == ["128", "4", "32", f"{(32 * 3 - 2) * 4 * 4:,}"]
+
+
+def test_a_network_input_two_layers_read_is_one_dram_tensor(tmp_path):
+    """x (4 x 8, int8) feeds two MatMuls, as a SwiGLU's input feeds its two up-projections:
+    cut by rows into 2 tiles, x is 2 segments of 2 x 8 x 8 = 128 bits that both layers'
+    CNs share, so the run fetches 256 bits of it, once, not 512."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from stream import api
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["a"], name="up"),
+         helper.make_node("MatMul", ["x", "w2"], ["b"], name="gate"),
+         helper.make_node("Add", ["a", "b"], ["y"], name="add")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [4, 4])],
+        [helper.make_tensor(w, TensorProto.INT8, [8, 4], [0] * 32) for w in ("w1", "w2")])
+    path = tmp_path / "two_readers.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    w = load_workload(path)
+    assert w.layer("up").operand("I").tensor == w.layer("gate").operand("I").tensor == "x"
+    mapping = tmp_path / "rows.yaml"
+    mapping.write_text("version: 1\nfusion_groups:\n  - {layers: [up, gate, add]}\nlayers:\n"
+                       "  - {name: default, core_allocation: [0], intra_core_tiling: ['D, 2']}\n")
+    acc = load_hardware(INPUTS / "hardware" / "single_core.yaml")
+    g = tile(w, plan_layers(w, acc, load_mapping(mapping)), "fused")
+    x_tensors = {int(i) for cn in range(g.num_cns) if g.layer_of(cn).name in ("up", "gate")
+                 for i in g.ext_ids[g.ext_ptr[cn]:g.ext_ptr[cn + 1]] if g.externals[i].role is Role.ACTIVATION}
+    assert sorted(g.externals[i].bits for i in x_tensors) == [128, 128]
+    run = api.run_detailed(w, acc, load_mapping(mapping), allocator="greedy")
+    t = run.trace.transfers
+    from stream.simulation.trace import CAUSE
+
+    assert int(t.bits[t.cause == CAUSE["input_fetch"]].sum()) == 256

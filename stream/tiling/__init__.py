@@ -280,12 +280,24 @@ def _externals(workload: Workload, grids, starts, stops):
     Where every CN reads an interval along every axis of an operand, the operand is cut at
     every boundary of those intervals into disjoint segments, and a CN reads the segments
     inside its box: CNs sharing rows (a conv's halo) share those rows' tensor, so an
-    overlap is fetched once and kept on chip while the memory holds it. Otherwise (strided
-    or gapped reads) CNs reading the same slice share one tensor.
+    overlap is fetched once and kept on chip while the memory holds it. Operands of several
+    layers that name one network tensor (``Operand.tensor``, same shape and precision) are
+    cut together, so a network input two layers read is fetched once into a memory.
+    Otherwise (strided or gapped reads) CNs reading the same slice share one tensor.
     """
     cn_ids: list[np.ndarray] = []
     ext_ids: list[np.ndarray] = []
     externals: list[ExternalTensor] = []
+
+    def add(first_layer: int, op, cn: np.ndarray, key: np.ndarray, bits: np.ndarray) -> None:
+        unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        base = len(externals)
+        externals.extend(ExternalTensor(first_layer, op.name, op.role, int(bits[i]) * op.precision)
+                         for i in first.tolist())
+        cn_ids.append(cn)
+        ext_ids.append(base + inverse.reshape(-1))
+
+    shared: dict[tuple, list] = {}  # (tensor, shape, precision) -> [(grid, operand, reads)]
     for grid in grids:
         layer, cns = grid.layer, slice(grid.first, grid.first + grid.count)
         positions = {d: i for i, d in enumerate(layer.dims)}
@@ -294,15 +306,21 @@ def _externals(workload: Workload, grids, starts, stops):
                 continue
             reads = [AxisReads(axis, positions, starts[cns], stops[cns]) for axis in op.axes]
             if reads and all(bool(r.is_interval.all()) for r in reads):
+                if op.tensor:
+                    shared.setdefault((op.tensor, op.shape, op.precision), []).append((grid, op, reads))
+                    continue
                 cn, key, bits = _segments(reads)
             else:
                 cn, key, bits = _slices(layer, op, reads, starts[cns], stops[cns])
-            unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            base = len(externals)
-            externals += [ExternalTensor(grid.index, op.name, op.role, int(bits[i]) * op.precision)
-                          for i in first.tolist()]
-            cn_ids.append(grid.first + cn)
-            ext_ids.append(base + inverse.reshape(-1))
+            add(grid.index, op, grid.first + cn, key, bits)
+    for members in shared.values():
+        grid, op, _ = members[0]
+        axes = range(len(op.axes))
+        reads = [_Reads(*(np.concatenate([getattr(m[2][a], f) for m in members]) for f in ("lo", "hi", "empty")))
+                 for a in axes]
+        cn, key, bits = _segments(reads)
+        first_cn = np.concatenate([np.arange(g.first, g.first + g.count) for g, _, _ in members])
+        add(grid.index, op, first_cn[cn], key, bits)
     n = starts.shape[0]
     cn = np.concatenate(cn_ids) if cn_ids else np.zeros(0, dtype=np.int64)
     ids = np.concatenate(ext_ids) if ext_ids else np.zeros(0, dtype=np.int64)
@@ -310,6 +328,16 @@ def _externals(workload: Workload, grids, starts, stops):
     ext_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(cn, minlength=n), out=ext_ptr[1:])
     return ext_ptr, ids[order].astype(np.int64), tuple(externals)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What the CNs of several layers read along one axis of a shared tensor (the fields of
+    :class:`AxisReads` that :func:`_segments` uses)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    empty: np.ndarray
 
 
 def _segments(reads: list[AxisReads]):

@@ -130,6 +130,7 @@ class Operand:
     precision: int  # bits per element; for the output, the final-output precision
     partial_precision: int | None = None  # output only: bits of a partial sum
     sources: tuple[Source, ...] = ()  # empty: read from DRAM (network input or weight)
+    tensor: str = ""  # read from DRAM: the network tensor, if known (layers reading one share it)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -172,6 +172,7 @@ class _Part:
     kind: str  # "layer" | "input" | "const"
     layer: str | None = None
     views: tuple = ()
+    tensor: str = ""  # a graph input or initializer: its name
 
 
 class _Unsupported(Exception):
@@ -206,9 +207,9 @@ class _Context:
         # None marks a tensor downstream of an unsupported node: its consumers are skipped.
         self.origins: dict[str, tuple[_Part, ...] | None] = {"": ()}
         for value in graph.input:
-            self.origins[value.name] = (_Part("input"),)
+            self.origins[value.name] = (_Part("input", tensor=value.name),)
         for name in self._initializers:  # an initializer listed as an input is a constant
-            self.origins[name] = (_Part("const"),)
+            self.origins[name] = (_Part("const", tensor=name),)
 
     # -- per node -------------------------------------------------------------------
     def visit(self, node: onnx.NodeProto, index: int) -> None:
@@ -272,7 +273,7 @@ class _Context:
 
     def alias(self, out: str, src: str, *views) -> None:
         """``out`` is ``src`` seen through ``views`` (a view node makes no layer)."""
-        self.origins[out] = tuple(_Part(p.kind, p.layer, p.views + views) for p in self.origins[src])
+        self.origins[out] = tuple(_Part(p.kind, p.layer, p.views + views, p.tensor) for p in self.origins[src])
 
     # -- facts about tensors ----------------------------------------------------------
     def shape(self, tensor: str) -> tuple[int, ...]:
@@ -311,9 +312,11 @@ class _Context:
         parts = self.origins[tensor]
         weight = all(p.kind == "const" for p in parts)
         sources = tuple(Source(p.layer, p.views) for p in parts if p.kind == "layer")
+        # read straight from a graph input or initializer: layers reading it share its slices
+        whole = parts[0].tensor if len(parts) == 1 and not parts[0].views and parts[0].kind != "layer" else ""
         return Operand(
             name, Role.WEIGHT if weight else Role.ACTIVATION, tuple(axes),
-            self.bits(tensor, self.weight_bits if weight else self.act_bits), sources=sources,
+            self.bits(tensor, self.weight_bits if weight else self.act_bits), sources=sources, tensor=whole,
         )
 
     def bits(self, tensor: str, default: int) -> int:
@@ -771,7 +774,7 @@ def _view_concat(ctx: _Context, node) -> None:
         if not x:
             continue
         place = Place(axis, offset, ys[axis])
-        parts += [_Part(p.kind, p.layer, p.views + (place,)) for p in ctx.origins[x]]
+        parts += [_Part(p.kind, p.layer, p.views + (place,), p.tensor) for p in ctx.origins[x]]
         offset += ctx.shape(x)[axis]
     ctx.origins[y] = tuple(parts)
 
