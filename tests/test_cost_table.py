@@ -482,3 +482,33 @@ def test_a_dataflow_names_a_dim_by_any_of_its_names(tmp_path, model):
     assert cost.compute_cycles == 64
     if model == "zigzag":
         assert cost.spatial.unrolling == (("D1", (("OX", 56),)),)
+
+
+def test_a_port_narrower_than_one_element_unrolls_nothing_it_serves(tmp_path, write):
+    """tpu_32x32 without its fixed dataflow, its accumulators' ports cut to 16 bits, a Gemm
+    with 32-bit partial sums: the accumulators D2 shares cannot take one partial sum a
+    cycle, so D2 unrolls no dim the output depends on (the search once divided by zero
+    here) and takes C; D1 takes K. K 64 x C 64 x L 16 = 65,536 MACs on 32 x 32: 64 cycles."""
+    from stream.hardware.loader import load_core
+
+    text = (INPUTS / "hardware" / "cores" / "tpu_32x32.yaml").read_text()
+    acc = text.index("  rf_acc:")
+    end = text.index("  sram_1mib:")
+    narrow = text[acc:end].replace("bandwidth_min: 32, bandwidth_max: 32", "bandwidth_min: 16, bandwidth_max: 16")
+    (tmp_path / "core.yaml").write_text(text[:acc] + narrow + text[end: text.index("dataflows:")])
+    core = load_core(tmp_path / "core.yaml", 0)
+    w = load_workload(write("w.yaml", """\
+        version: 1
+        name: w
+        layers:
+          - name: g
+            operator_type: Gemm
+            equation: O[l][k]+=W[k][c]*I[l][c]
+            loop_dims: [L, K, C]
+            loop_sizes: [16, 64, 64]
+            operand_precision: {O: 32, O_final: 8, W: 8, I: 8}
+        """))
+    layer = w.layer("g")
+    cost = CostModel(load_hardware(QUAD), cache_dir=False).cost(layer, {"L": (0, 16), "K": (0, 64), "C": (0, 64)}, core)
+    assert dict(cost.spatial.unrolling) == {"D1": (("K", 32),), "D2": (("C", 32),)}
+    assert cost.compute_cycles == 64

@@ -164,6 +164,11 @@ def test_fusion_groups_name_real_layers_once(write, quad, resnet18):
     twice = write("twice.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {layers: [conv1]}\n  - {layers: [conv1]}\n")
     with pytest.raises(InputError, match=r"fusion_groups\[1\]\.layers\[0\]: expected each layer in one fusion group at most.*already in group0"):
         plan_layers(resnet18, quad, load_mapping(twice))
+    # two groups of one name would run as one group
+    same = write("same.yaml", textwrap.dedent(BASE) + "fusion_groups:\n  - {name: g, layers: [conv1]}\n"
+                                                     "  - {name: g, layers: [maxpool]}\n")
+    with pytest.raises(InputError, match=r"same\.yaml: fusion_groups\[1\]\.name: expected a name no other group has, got 'g'"):
+        plan_layers(resnet18, quad, load_mapping(same))
 
 
 def test_fusion_group_must_be_contiguous(write, quad, resnet18):

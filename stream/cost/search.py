@@ -135,7 +135,8 @@ def _search_unrolling(array: dict[str, int], sizes: dict[str, int], limits: dict
         walk(i + 1, used, chosen, util)  # leave this array dim idle
         for d in dims:
             if d not in used:
-                f = min(array[adims[i]], sizes[d], limits.get((adims[i], d), sizes[d]))
+                # a port narrower than one element (32-bit data, 16-bit port) unrolls nothing
+                f = max(1, min(array[adims[i]], sizes[d], limits.get((adims[i], d), sizes[d])))
                 eff = sizes[d] / math.ceil(sizes[d] / f)
                 walk(i + 1, used | {d}, chosen + [(adims[i], [(d, f)])], util * eff)
 

@@ -49,7 +49,11 @@ def _named_groups(workload: Workload, mapping: Mapping) -> dict[str, str]:
     file, out = mapping.source_file or "<mapping>", {}
     names = {l.name for l in workload.layers}
     key = _groups_key(mapping)
+    seen: set[str] = set()
     for i, group in enumerate(mapping.fusion_groups):
+        if group.name in seen:  # two groups of one name would run as one
+            raise InputError(file, f"{key}[{i}].name", "a name no other group has", group.name)
+        seen.add(group.name)
         for k, name in enumerate(group.layers):
             where = f"{key}[{i}].layers[{k}]"
             if name not in names:
