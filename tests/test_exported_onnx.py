@@ -21,7 +21,8 @@ MANIFEST = json.loads((DATA / "manifest.json").read_text())["models"]
 LOADING = [("resnet18", "classic"), ("resnet18", "dynamo"), ("resnet50", "classic"), ("resnet50", "dynamo"),
            ("mobilenet_v2", "classic"), ("mobilenet_v2", "dynamo"), ("mobilenet_v3_small", "classic"),
            ("mobilenet_v3_small", "dynamo"), ("efficientnet_b0", "classic"), ("efficientnet_b0", "dynamo"),
-           ("squeezenet1_0", "classic"), ("squeezenet1_0", "dynamo"), ("convnext_tiny", "classic")]
+           ("squeezenet1_0", "classic"), ("squeezenet1_0", "dynamo"), ("convnext_tiny", "classic"),
+           ("espcn", "classic"), ("espcn", "dynamo"), ("vit_b_16", "dynamo")]
 
 
 def test_every_export_is_in_the_manifest_and_on_disk():

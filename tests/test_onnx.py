@@ -481,3 +481,65 @@ def test_element_type_sets_the_width(tmp_path, elem_type, bits, psum, noted):
         [f"{path}: float32 tensors priced as 8-bit activations and 8-bit weights with 16-bit partial sums "
          "(a float32 export says nothing about the accelerator's number format; int8, fp16 and bf16 "
          "tensors keep their width)"] if noted else [])
+
+
+# -- what PyTorch's exporters write: lookups, selects, pixel shuffles, masks --------------
+
+
+def test_an_embedding_reads_only_the_rows_it_selects(tmp_path):
+    """Gather of a 1000 x 128 table by 64 computed token ids: a lookup layer over
+    (B 1, D 64, K 128) that reads 64 rows of the table, 64 x 128 x 8 bits, not the table's
+    1000 rows, and its ids elementwise."""
+    graph = helper.make_graph(
+        [mk("Gather", ["table", "ids"], ["e"], name="embed", axis=0)], "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 64])],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, [1, 64, 128])], [weight("table", [1000, 128])])
+    path = tmp_path / "embed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    layer = load_onnx(path).layer("embed")
+    assert layer.op_type == "Gather" and sizes(layer) == {"B": 1, "D": 64, "K": 128} and layer.macs == 64 * 128
+    box = {d: (0, n) for d, n in zip(layer.dims, layer.sizes)}
+    assert layer.operand("W").role is Role.WEIGHT and layer.footprint_bits("W", box) == 64 * 128 * 8
+    assert layer.operand("I").role is Role.ACTIVATION and layer.footprint_bits("I", box) == 64 * 8
+    half = dict(box, D=(0, 32))  # half the tokens: half the rows
+    assert layer.footprint_bits("W", half) == 32 * 128 * 8
+
+
+def test_a_select_by_a_constant_index_is_a_view(tmp_path):
+    """Gather of index 1 along axis 0 of a (3, 4, 5) layer output (a ``select``, as the
+    dynamo exporter writes q, k, v = qkv[0], qkv[1], qkv[2]): no layer, a slice of row 1
+    reshaped to (4, 5)."""
+    path = save(tmp_path, [mk("Relu", ["x"], ["r"], name="r"),
+                           mk("Gather", ["r", "one"], ["s"], name="sel", axis=0),
+                           mk("Relu", ["s"], ["y"], name="y")],
+                [("x", [3, 4, 5])], ["y"], [numpy_helper.from_array(np.array(1, dtype=np.int64), "one")])
+    wl = load_onnx(path)
+    assert [l.name for l in wl.layers] == ["r", "y"]
+    assert wl.layer("y").operand("I").sources == (Source("r", (Slice(0, 1, 2, 1), Reshape((1, 4, 5), (4, 5)))),)
+
+
+def test_depth_to_space_is_a_view(tmp_path):
+    """ESPCN's pixel shuffle, DepthToSpace (blocksize 3, DCR) of (1, 9, 4, 4) into
+    (1, 1, 12, 12): the operator's own reshape, transpose and reshape, no layer."""
+    path = save(tmp_path, [mk("Relu", ["x"], ["r"], name="r"),
+                           mk("DepthToSpace", ["r"], ["d"], name="shuffle", blocksize=3),
+                           mk("Relu", ["d"], ["y"], name="y")], [("x", [1, 9, 4, 4])], ["y"])
+    wl = load_onnx(path)
+    assert [l.name for l in wl.layers] == ["r", "y"] and sizes(wl.layer("y")) == {"B": 1, "C": 1, "OY": 12, "OX": 12}
+    assert wl.layer("y").operand("I").sources == (Source("r", (
+        Reshape((1, 9, 4, 4), (1, 3, 3, 1, 4, 4)), Transpose((0, 3, 4, 1, 5, 2)),
+        Reshape((1, 1, 4, 3, 4, 3), (1, 1, 12, 12)))),)
+
+
+def test_nan_guards_and_masks_are_elementwise(tmp_path):
+    """The guard torch puts after an attention softmax, Where(IsNaN(p), 0, p): two
+    elementwise layers, Where reading all three of its inputs."""
+    path = save(tmp_path, [mk("Softmax", ["x"], ["p"], name="p", axis=-1),
+                           mk("IsNaN", ["p"], ["nan"], name="nan"),
+                           mk("Where", ["nan", "zero", "p"], ["y"], name="guard")],
+                [("x", [4, 8])], ["y"], [weight("zero", [1])])
+    wl = load_onnx(path)
+    assert [(l.name, l.op_type) for l in wl.layers] == [("p", "Softmax"), ("nan", "IsNaN"), ("guard", "Where")]
+    guard = wl.layer("guard")
+    assert [op.name for op in guard.inputs] == ["I", "W", "W2"] and sizes(guard) == {"D": 4, "K": 8}
+    assert guard.operand("I").sources == (Source("nan"),) and guard.operand("W2").sources == (Source("p"),)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,13 @@ from stream.simulation import CAUSES  # noqa: E402
 plt.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "svg.hashsalt": "stream",
                      "path.simplify": False})
 
+
+def _tight_layout(fig, **kwargs) -> None:
+    """``fig.tight_layout``, quiet under ``-q`` too when the margins cannot hold every label
+    (a legend of many layers): matplotlib then keeps the layout as it was."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tight layout not applied")
+        fig.tight_layout(**kwargs)
 
 def layer_colors(names: list[str]) -> dict[str, tuple]:
     """One stable colour per layer, the same in every figure."""
@@ -95,7 +103,7 @@ def gantt(result, timeline, path: str | os.PathLike, window: Window = None) -> d
     columns = 1 + (len(legend) + 2) // 24  # at most about 24 entries a column
     ax.legend(handles, legend + ["transfer", "spill, re-fetch"], fontsize=6, loc="upper left",
               bbox_to_anchor=(1.01, 1), ncol=columns, title="layers", title_fontsize=7, frameon=False)
-    fig.tight_layout()
+    _tight_layout(fig)
     _save(fig, path)
     return {"rows": rows, "bars": drawn, "legend": legend}
 
@@ -160,7 +168,7 @@ def memory_trace(result, timeline, path: str | os.PathLike, window: Window = Non
     zoom = f", cycles {lo:,} to {hi:,}" if window else ""
     fig.suptitle(f"on-chip memory: {result.workload} on {result.hardware} ({result.mode}{zoom})", fontsize=10,
                  x=0.01, ha="left")
-    fig.tight_layout()
+    _tight_layout(fig)
     _save(fig, path)
     return drawn
 
@@ -211,7 +219,7 @@ def energy_breakdown(result, path: str | os.PathLike) -> dict[str, dict]:
                  ["compute and on-chip memory", "its transfers (DRAM, links)"], fontsize=7)
     right.set_title("by layer", fontsize=9)
     fig.suptitle(f"energy: {result.workload} on {result.hardware} ({result.mode})", fontsize=10)
-    fig.tight_layout()
+    _tight_layout(fig)
     _save(fig, path)
     return {"parts": {p: result.energy_pj[p] for p in parts},
             "layers": {n: (l.energy_pj, l.transfer_energy_pj) for n, l in zip(names, result.layers)}}
@@ -233,7 +241,7 @@ def utilisation(result, path: str | os.PathLike) -> dict[str, float]:
     for i, v in enumerate(rows.values()):
         ax.text(100 * v + 1, i, f"{100 * v:.1f} %", va="center", fontsize=6)
     ax.set_title(f"utilisation: {result.workload} on {result.hardware} ({result.mode})", fontsize=10)
-    fig.tight_layout()
+    _tight_layout(fig)
     _save(fig, path)
     return rows
 
@@ -310,7 +318,7 @@ def comparison(results: dict, path: str | os.PathLike) -> dict[str, dict]:
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     first = results[labels[0]]
     fig.suptitle(f"{first.workload}: " + " vs ".join(labels) + f" (ratios to {labels[0]})", fontsize=10)
-    fig.tight_layout()
+    _tight_layout(fig)
     _save(fig, path)
     return drawn
 
@@ -381,7 +389,7 @@ def tradeoff(rows: list[dict], path: str | os.PathLike, title: str = "", color_b
         axes[0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title or f"{len(ok)} points", fontsize=10)
     rows_of_legend = -(-len(labels) // 10)
-    fig.tight_layout(rect=(0, 0.06 + 0.05 * rows_of_legend if labels else 0, 1, 1))
+    _tight_layout(fig, rect=(0, 0.06 + 0.05 * rows_of_legend if labels else 0, 1, 1))
     _save(fig, path)
     return {"points": len(ok), "pareto": [int(r["point"]) for r, f in zip(ok, front) if f]}
 

@@ -34,6 +34,7 @@ ONNX has no schema for it, so its output shape is inferred as its input's.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,12 @@ UNARY_OPS = frozenset({
     "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Softplus", "Softsign", "Gelu", "Erf", "Sqrt",
     "Reciprocal", "Neg", "Abs", "Silu", "Swish", "Mish", "Clip", "LeakyRelu", "Elu", "Selu",
     "Celu", "HardSigmoid", "HardSwish", "Cast", "Dropout", "Floor", "Ceil", "Round", "Sign",
-    "Sin", "Cos",
+    "Sin", "Cos", "IsNaN", "IsInf", "Not",
 })
-BINARY_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Sum", "Mean"})
+# Elementwise over all their inputs, broadcast numpy-style (Where: condition, then, else).
+BINARY_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu", "Sum", "Mean", "Mod",
+                        "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor",
+                        "Where"})
 # Nodes whose outputs are constants (or shapes, known after inference) whatever their inputs.
 CONSTANT_OPS = frozenset({"Constant", "ConstantOfShape", "Shape", "Size"})
 # Our custom operators: domain, the opset version of it we read, and its op types.
@@ -68,6 +72,7 @@ SELECTIVE_SCAN_FORM = "SelectiveScan(dA, dBx) -> h, dA and dBx of one shape of r
 # Element types whose width is the accelerator's number format: a model stored in one of
 # these is priced at its width (the field's 2026 tool reads the element type too).
 NARROW_TYPE_BITS = {
+    onnx.TensorProto.BOOL: 8,  # a byte per element, as ONNX stores it
     onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4,
     onnx.TensorProto.INT8: 8, onnx.TensorProto.UINT8: 8,
     onnx.TensorProto.FLOAT8E4M3FN: 8, onnx.TensorProto.FLOAT8E5M2: 8,
@@ -237,8 +242,10 @@ class _Context:
                 if op in VIEW_OPS:
                     VIEW_OPS[op](self, node)
                 elif op in LAYER_OPS:
-                    self.layers.append(LAYER_OPS[op](self, node, name))
-                    self._set_outputs(node, (_Part("layer", name),))
+                    layer = LAYER_OPS[op](self, node, name)
+                    if layer is not None:  # None: the node was a view after all (a Gather of constant indices)
+                        self.layers.append(layer)
+                        self._set_outputs(node, (_Part("layer", name),))
                 else:
                     raise _Unsupported
             except _Unsupported:
@@ -679,7 +686,47 @@ def _reduce(ctx: _Context, node, name) -> Layer:
                      [ctx.operand("I", x, i_axes)])
 
 
-LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer]] = {
+def _gather(ctx: _Context, node, name) -> Layer | None:
+    """Gather on axis 0 of a constant table with computed indices (an embedding): a lookup
+    layer that reads, per index, only the row it selects. Gather with constant indices
+    forming a progression (a scalar ``select``, an ``arange``): a Slice view, no layer."""
+    data, indices, y = node.input[0], node.input[1], node.output[0]
+    xs, ys = ctx.shape(data), ctx.shape(y)
+    axis = _normalise_axis(_attr(node, "axis", 0), len(xs))
+    if all(p.kind == "const" for p in ctx.origins[indices]):
+        try:
+            values = ctx.const_value(indices, node)
+        except InputError:  # a constant stored elsewhere (weights stripped): indices unknown
+            raise _Unsupported from None
+        picked = _progression([int(v) % xs[axis] for v in values])
+        if picked is None:
+            raise _Unsupported
+        start, stop, step = picked
+        sliced = tuple(len(range(start, stop, step)) if i == axis else n for i, n in enumerate(xs))
+        ctx.alias(y, data, Slice(axis, start, stop, step), *([Reshape(sliced, ys)] if sliced != ys else []))
+        return None
+    if axis != 0 or len(xs) != 2 or not all(p.kind == "const" for p in ctx.origins[data]):
+        raise _Unsupported  # a gather of activations: which elements it reads depends on the data
+    names = _elementwise_names(len(ys))
+    rows = [_ax(n, s) for n, s in zip(names, ys)]
+    index = ctx.operand("I", indices, rows[:-1])
+    table = dataclasses.replace(ctx.operand("W", data, rows), tensor="")  # the rows it selects, not the table
+    dims = [(n, s, PAR) for n, s in zip(names, ys)]
+    return ctx.layer(node, name, dims, rows, [index, table])
+
+
+def _progression(values: list[int]) -> tuple[int, int, int] | None:
+    """(start, stop, step > 0) of an increasing arithmetic progression, else None."""
+    if not values:
+        return None
+    step = values[1] - values[0] if len(values) > 1 else 1
+    if step <= 0 or any(b - a != step for a, b in zip(values, values[1:])):
+        return None
+    return values[0], values[-1] + 1, step
+
+
+LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer | None]] = {
+    "Gather": _gather,
     "Conv": _conv,
     "Gemm": _gemm,
     "MatMul": _matmul,
@@ -779,7 +826,28 @@ def _view_concat(ctx: _Context, node) -> None:
     ctx.origins[y] = tuple(parts)
 
 
+def _view_depth_to_space(ctx: _Context, node) -> None:
+    """DepthToSpace (a pixel shuffle) and SpaceToDepth: a reshape, a transpose and a reshape
+    (the operators' own definitions, DCR and CRD modes)."""
+    x, y = node.input[0], node.output[0]
+    sx, sy = ctx.shape(x), ctx.shape(y)
+    if len(sx) != 4:
+        raise _Unsupported
+    bs = int(_attr(node, "blocksize"))
+    n, c, h, w = sx
+    if node.op_type == "SpaceToDepth":
+        split, perm = (n, c, h // bs, bs, w // bs, bs), (0, 3, 5, 1, 2, 4)
+    elif _attr(node, "mode", "DCR") == "CRD":
+        split, perm = (n, c // (bs * bs), bs, bs, h, w), (0, 1, 4, 2, 5, 3)
+    else:
+        split, perm = (n, bs, bs, c // (bs * bs), h, w), (0, 3, 4, 1, 5, 2)
+    moved = tuple(split[i] for i in perm)
+    ctx.alias(y, x, Reshape(sx, split), Transpose(perm), Reshape(moved, sy))
+
+
 VIEW_OPS: dict[str, Callable[[_Context, onnx.NodeProto], None]] = {
+    "DepthToSpace": _view_depth_to_space,
+    "SpaceToDepth": _view_depth_to_space,
     "Reshape": _view_reshape,
     "Flatten": _view_reshape,
     "Squeeze": _view_reshape,
