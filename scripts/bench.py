@@ -9,7 +9,8 @@ results (``latency_cycles``, ``energy_pj``, ``dram_traffic_bytes``, ``spills``);
 ``cost-resnet18`` reports the cost table's cold and warm seconds, entries, hits and misses;
 ``resnet18-hetero-cpsat`` each allocator's simulated result and seconds per system;
 ``sweep-100`` the bundled 100-point sweep's wall time at 1 and 2 workers;
-``mamba-2.8b-L8192`` Mamba-2.8b prefill against its 30 s target.
+``mamba-2.8b-L8192`` Mamba-2.8b prefill against its 30 s target; ``onnx-load`` the
+slowest load of PyTorch's exports in tests/data/onnx against its 0.5 s target.
 Performance targets live here, never in timed tests.
 """
 
@@ -61,6 +62,9 @@ CASES = {
     # the bundled 100-point sweep (ResNet-18 fused on the quad-core system: compute-core SRAM x
     # DRAM bus bandwidth, greedy) at 1 and at 2 local workers, each from an empty cost cache
     "sweep-100": dict(sweep="sweeps/memory_bandwidth.yaml", workers=(1, 2)),
+    # every file PyTorch's two exporters wrote in tests/data/onnx (14 models), loaded after
+    # a first import and a warm-up load: the slowest file's seconds. Target: under 0.5 s.
+    "onnx-load": dict(onnx=ROOT / "tests" / "data" / "onnx", target_seconds=0.5),
 }
 
 
@@ -94,6 +98,8 @@ def run_case(name: str) -> dict:
         return _model(name, case)
     if "sweep" in case:
         return _sweep(name, case)
+    if "onnx" in case:
+        return _onnx_load(name, case)
     from stream.mapping import NO_MAPPING
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +157,30 @@ def _model(name: str, case: dict) -> dict:
         "dram_traffic_bytes": outcome.result.dram_traffic_bytes, "spills": outcome.result.spills,
         "onchip_peak_bytes": sum(outcome.result.peak_memory_bytes.values()),
     }
+
+
+def _onnx_load(name: str, case: dict) -> dict:
+    """Seconds to load each ONNX file (its loaded workload's layer count beside); the
+    files the loader refuses are listed with their error."""
+    from stream.errors import StreamError
+    from stream.workload.onnx_loader import load_onnx
+
+    files = sorted(Path(case["onnx"]).glob("*.onnx"))
+    load_onnx(files[0])  # imports and first-call costs out of the timings
+    seconds, refused = {}, {}
+    for path in files:
+        start = time.perf_counter()
+        try:
+            load_onnx(path)
+        except StreamError as exc:
+            refused[path.name] = str(exc).split(": ", 2)[-1][:120]
+            continue
+        seconds[path.name] = round(time.perf_counter() - start, 4)
+    slowest = max(seconds.values(), default=0.0)
+    return {"case": name, "files": len(files), "loaded": len(seconds), "slowest_seconds": slowest,
+            "slowest_file": max(seconds, key=seconds.get) if seconds else None,
+            "target_seconds": case["target_seconds"], "within_target": slowest < case["target_seconds"],
+            "refused": refused, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _sweep(name: str, case: dict) -> dict:

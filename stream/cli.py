@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="two runs side by side: fused vs layer-by-layer (default), or two "
                                               "hardware files, mappings or allocators")
     compare.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
+    _dim_argument(compare)
     compare.add_argument("--hardware", "-a", nargs="+", help="one accelerator file, or two to compare")
     compare.add_argument("--mapping", "-m", nargs="+", help="one mapping file, or two to compare")
     compare.add_argument("--mode", nargs="+", choices=("fused", "layer_by_layer"),
@@ -135,8 +136,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dim_argument(parser) -> None:
+    parser.add_argument("--dim", action="append", type=_dim, default=[], metavar="NAME=VALUE",
+                        help="size of a symbolic dim of an ONNX model's inputs (batch, sequence length); "
+                             "repeat for several")
+
+
+def _dim(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with a positive integer VALUE, got {text}")
+    return name, int(value)
+
+
+def _with_dims(workload, args):
+    """The workload loaded with the --dim sizes, or its path when none are given."""
+    if not args.dim:
+        return workload
+    from stream.workload import load_workload
+
+    return load_workload(workload, dims=dict(args.dim))
+
+
 def _case_arguments(parser) -> None:
     parser.add_argument("--workload", "-w", help="workload file (.yaml or .onnx)")
+    _dim_argument(parser)
     parser.add_argument("--hardware", "-a", help="accelerator system file (.yaml)")
     parser.add_argument("--mapping", "-m", help="mapping file (.yaml); default: the hardware file's default_mapping; "
                                                 "'none' for no mapping at all")
@@ -259,6 +283,7 @@ def cmd_run(args) -> int:
         print("error: --perfetto writes into the --out directory; give --out DIR", file=sys.stderr)
         return 2
     workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
+    workload = _with_dims(workload, args)
     if args.prefetch_depth is not None:
         from stream.hardware import load_hardware
 
@@ -336,6 +361,7 @@ def cmd_compare(args) -> int:
               f"{args.allocators!r}", file=sys.stderr)
         return 2
     workload, hardware, mapping = resolve_inputs(args.workload, args.hardware, args.mapping)
+    workload = _with_dims(workload, args)
     failed = []
 
     def skip(name: str, error: StreamError) -> None:
@@ -392,6 +418,7 @@ def cmd_compare_runs(args) -> int:
     for value in options[name]:
         setting = dict(base, **{name: value})
         workload, hardware, mapping = resolve_inputs(args.workload, setting["hardware"], setting["mapping"])
+        workload = _with_dims(workload, args)
         label = Path(value).stem if name in ("hardware", "mapping") else value
         if label in runs:
             label = f"{label} ({len(runs) + 1})"

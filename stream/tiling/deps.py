@@ -167,6 +167,8 @@ def _group_overlap(group, comps, reads, operand, c_layer, c_idx, c_starts, c_sto
     n = c_idx.shape[0]
     result = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
+    if not group.producer_axes:  # broadcast axes: however many times read, one element
+        return np.all([~reads[j].empty[c_idx] for j, _ in group.consumer_axes], axis=0).astype(np.int64)
     if not group.consumer_axes:
         return count_below(np.ones(n, dtype=np.int64), comps, lo, hi)
     if len(group.consumer_axes) == 1:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.workload.ir import AxisExpr, Place, Reshape, Slice, Transpose
+from stream.workload.ir import AxisExpr, Broadcast, Gathered, Place, Reshape, Slice, Transpose
 
 
 @dataclass
@@ -66,6 +66,14 @@ def compose(producer_shape: tuple[int, ...], views, consumer_shape: tuple[int, .
             extents[view.axis] = view.size
         elif isinstance(view, Reshape):
             axes, extents = _reshape(groups, axes, extents, view)
+        elif isinstance(view, Broadcast):
+            if extents[view.axis] != 1:
+                raise UnsupportedView("broadcast of an axis longer than 1")
+            groups.append(Group())  # consumer indices along it read no producer axis
+            axes[view.axis] = (len(groups) - 1, 1)
+            extents[view.axis] = view.size
+        elif isinstance(view, Gathered):
+            raise UnsupportedView("a gather by computed indices reads elements chosen at run time")
         else:
             raise UnsupportedView(f"unknown view {view!r}")
     if tuple(extents) != tuple(consumer_shape):

@@ -107,7 +107,24 @@ class Place:
     size: int  # size of the larger tensor along ``axis``
 
 
-View = Union[Transpose, Reshape, Slice, Place]
+@dataclass(frozen=True)
+class Broadcast:
+    """A size-1 axis repeated ``size`` times (a broadcasting Expand): every index reads
+    element 0."""
+
+    axis: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Elements chosen at run time (a gather by computed indices) form a tensor of
+    ``shape``: any element of the source may be read."""
+
+    shape: tuple[int, ...]
+
+
+View = Union[Transpose, Reshape, Slice, Place, Broadcast, Gathered]
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from stream.errors import InputError, UnsupportedOperatorsError
 from stream.workload.ir import (
-    AxisExpr, DimKind, Layer, Operand, Place, Reshape, Role, Slice, Source, Transpose, Workload,
+    AxisExpr, Broadcast, DimKind, Gathered, Layer, Operand, Place, Reshape, Role, Slice, Source, Transpose, Workload,
 )
 
 PAR, RED = DimKind.PARALLEL, DimKind.REDUCTION
@@ -81,17 +82,22 @@ NARROW_TYPE_BITS = {
 }
 
 
-def load_onnx(path, *, act_bits: int = 8, weight_bits: int = 8, psum_bits: int = 16) -> Workload:
+def load_onnx(path, *, dims: dict[str, int] | None = None, act_bits: int = 8, weight_bits: int = 8,
+              psum_bits: int = 16) -> Workload:
     """Read an ONNX file into a :class:`Workload` (bits are per element).
 
     A tensor of a narrow element type (:data:`NARROW_TYPE_BITS`: int8, bf16, ...) has that
     width. Wider types (float32, as every framework exports) say nothing about the
     accelerator's number format, so they take ``act_bits`` and ``weight_bits``, as the
     field's classic tool does, and the workload says so in a warning. Partial sums have
-    ``psum_bits``, or the output's width if that is wider."""
+    ``psum_bits``, or the output's width if that is wider.
+
+    Every axis must have a size: ``dims`` sizes the graph inputs' symbolic dims by name
+    (``{"batch": 1, "seq": 128}``); an axis still unknown after shape inference and constant
+    folding is an error naming the tensor."""
     file = str(path)
     model = _read_model(file)
-    ctx = _Context(file, model, act_bits, weight_bits, psum_bits)
+    ctx = _Context(file, model, act_bits, weight_bits, psum_bits, dict(dims or {}))
     for index, node in enumerate(model.graph.node):
         ctx.visit(node, index)
     if ctx.unsupported:
@@ -121,21 +127,32 @@ def _opset(model: onnx.ModelProto, domain: str = "") -> int:
     return onnx.defs.onnx_opset_version()
 
 
-def _infer_shapes(file: str, model: onnx.ModelProto, warnings: list[str]) -> onnx.ModelProto:
+def _infer_shapes(file: str, model: onnx.ModelProto, dims: dict[str, int]) -> onnx.ModelProto:
     """Shape inference on a copy prepared so that it can succeed.
 
-    Symbolic input dims become 1 (with a warning), and elementwise nodes ONNX has no
+    Symbolic input dims take their size from ``dims``, and elementwise nodes ONNX has no
     schema for (custom domains, ops newer than the model's opset) are swapped for a
     shape-equivalent standard op, so the shapes behind them are still inferred.
     """
     work = copy.deepcopy(model)
     graph = work.graph
+    missing, named = [], set()
     for value in graph.input:
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
             if not dim.HasField("dim_value") or dim.dim_value <= 0:
-                what = f"symbolic ('{dim.dim_param}')" if dim.dim_param else "unknown"
-                warnings.append(f"{file}: graph.input {value.name}: axis {axis} is {what}; using 1")
-                dim.dim_value = 1
+                named.add(dim.dim_param)
+                if dim.dim_param in dims:
+                    dim.dim_value = dims[dim.dim_param]
+                else:
+                    missing.append(f"'{dim.dim_param}' ({value.name} axis {axis})" if dim.dim_param
+                                   else f"an unnamed dim ({value.name} axis {axis})")
+    if missing:
+        raise InputError(file, "graph.input", "a size for every symbolic dim (--dim NAME=VALUE, dims= in the API)",
+                         ", ".join(missing))
+    unknown = sorted(set(dims) - named)
+    if unknown:
+        raise InputError(file, "graph.input", f"--dim names among the model's symbolic dims {sorted(named - {''})}",
+                         ", ".join(unknown))
     for value in list(graph.output) + list(graph.value_info):
         for dim in value.type.tensor_type.shape.dim:
             if dim.dim_param:  # let inference fill it from the concrete inputs
@@ -151,10 +168,74 @@ def _infer_shapes(file: str, model: onnx.ModelProto, warnings: list[str]) -> onn
         elif node.op_type == "SelectiveScan" and node.input and node.input[0] and node.output:
             # h has dA's shape; a node of the wrong form is reported when it is translated
             node.CopyFrom(helper.make_node("Identity", node.input[:1], node.output[:1], name=node.name))
+    inferred = _infer(file, work)
+    for _ in range(FOLD_ROUNDS):  # each round can size tensors the next one folds
+        if not _fold_constants(work, inferred):
+            break
+        inferred = _infer(file, work)
+    return inferred
+
+
+def _infer(file: str, model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(work, check_type=False, strict_mode=False, data_prop=True)
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:
         raise InputError(file, "graph", "a model ONNX shape inference accepts", note=str(exc)) from None
+
+
+FOLD_ROUNDS = 4
+FOLD_LIMIT = 4096  # elements: shape arithmetic folds, arrays of data are never evaluated
+
+
+def _fold_constants(work: onnx.ModelProto, inferred: onnx.ModelProto) -> bool:
+    """Make the outputs of nodes computable at load time initializers of ``work``: the
+    shapes of statically shaped tensors and the small arithmetic on them, by which
+    exporters compute reshape and expand targets (ONNX's inference does not follow a
+    Where or a Mod). True if anything new was folded."""
+    from onnx.reference import ReferenceEvaluator
+
+    graph = work.graph
+    known = {}
+    for t in graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL and math.prod(t.dims) <= FOLD_LIMIT:
+            try:
+                known[t.name] = numpy_helper.to_array(t)
+            except (ValueError, TypeError):  # declared without its data (weights left out)
+                pass
+    static = {}
+    for value in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else ()
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape") \
+                and all(d.HasField("dim_value") for d in dims):
+            static[value.name] = [d.dim_value for d in dims]
+    folded = []
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx") or not node.output or node.output[0] in known:
+            continue
+        if node.op_type == "Shape" and node.input[0] in static:
+            shape = static[node.input[0]]
+            start, end = _attr(node, "start", 0), _attr(node, "end", len(shape))
+            outputs = [np.array(shape[start:end], dtype=np.int64)]
+        elif node.op_type == "Size" and node.input[0] in static:
+            outputs = [np.array(math.prod(static[node.input[0]]), dtype=np.int64)]
+        elif node.op_type != "Shape" and all(i in known for i in node.input if i):
+            if any(known[i].size > FOLD_LIMIT for i in node.input if i):
+                continue
+            try:
+                outputs = ReferenceEvaluator(node).run(None, {i: known[i] for i in node.input if i})
+            except Exception:  # an operator the evaluator lacks: its output stays unknown
+                continue
+        else:
+            continue
+        for name, value in zip(node.output, outputs):
+            value = np.asarray(value)
+            if name and value.size <= FOLD_LIMIT:
+                known[name] = value
+                folded.append(numpy_helper.from_array(value, name))
+    initialised = {t.name for t in graph.initializer}
+    new = [t for t in folded if t.name not in initialised]
+    graph.initializer.extend(new)
+    return bool(new)
 
 
 def _has_schema(node: onnx.NodeProto, opset: int) -> bool:
@@ -185,7 +266,8 @@ class _Unsupported(Exception):
 
 
 class _Context:
-    def __init__(self, file: str, model: onnx.ModelProto, act_bits: int, weight_bits: int, psum_bits: int):
+    def __init__(self, file: str, model: onnx.ModelProto, act_bits: int, weight_bits: int, psum_bits: int,
+                 dims: dict[str, int]):
         self.file = file
         self.act_bits, self.weight_bits, self.psum_bits = act_bits, weight_bits, psum_bits
         self.opset = _opset(model)
@@ -195,13 +277,13 @@ class _Context:
         self.unsupported: list[tuple[str, str]] = []
         self._names: set[str] = set()
         graph = model.graph
-        inferred = _infer_shapes(file, model, self.warnings).graph
+        inferred = _infer_shapes(file, model, dims).graph
         self._shapes: dict[str, tuple] = {}
         for value in list(inferred.input) + list(inferred.value_info) + list(inferred.output):
             if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
                 self._shapes[value.name] = tuple(value.type.tensor_type.shape.dim)
         self._initializers = {t.name: t for t in graph.initializer}
-        for t in graph.initializer:
+        for t in list(graph.initializer) + list(inferred.initializer):  # and values folded for inference
             self._shapes[t.name] = tuple(t.dims)
         self._types = {v.name: v.type.tensor_type.elem_type for v in
                        list(inferred.input) + list(inferred.value_info) + list(inferred.output)
@@ -229,7 +311,7 @@ class _Context:
         op = node.op_type
         known = op in LAYER_OPS or op in VIEW_OPS or op in CONSTANT_OPS
         if any(parts is None for parts in inputs):
-            if not known:
+            if not known or not self._translatable(node, name):
                 self.unsupported.append((name, op))
             self._set_outputs(node, None)
         elif op == "Constant":
@@ -251,6 +333,29 @@ class _Context:
             except _Unsupported:
                 self.unsupported.append((name, op))
                 self._set_outputs(node, None)
+
+    def _translatable(self, node: onnx.NodeProto, name: str) -> bool:
+        """Whether a node downstream of an unsupported one has a form we translate, so that
+        one error lists every node to fix: tried with its unknown inputs taken as graph
+        inputs, the result thrown away (a node whose shapes are unknown passes)."""
+        unknown = [t for t in node.input if t and self.origins[t] is None]
+        for t in unknown:
+            self.origins[t] = (_Part("input"),)
+        layers = len(self.layers)
+        try:
+            if node.op_type in VIEW_OPS:
+                VIEW_OPS[node.op_type](self, node)
+            elif node.op_type in LAYER_OPS:
+                LAYER_OPS[node.op_type](self, node, name)
+            return True
+        except _Unsupported:
+            return False
+        except InputError:
+            return True
+        finally:
+            for t in unknown:
+                self.origins[t] = None
+            del self.layers[layers:]
 
     def _check_stream_node(self, node: onnx.NodeProto, name: str) -> None:
         """A node of our ``stream`` domain: the model imports the domain, and the op exists."""
@@ -293,9 +398,10 @@ class _Context:
             elif dim.HasField("dim_value") and dim.dim_value > 0:
                 out.append(dim.dim_value)
             else:
-                self.warnings.append(f"{self.file}: tensor {tensor}: axis {axis} has no known size; using 1")
-                out.append(1)
-        self._shapes[tensor] = tuple(out)  # warn once per tensor
+                raise InputError(self.file, f"tensor {tensor}", "axes of known size after shape inference and "
+                                 "constant folding", f"axis {axis} of unknown size",
+                                 note="sizes of the inputs' symbolic dims are set with --dim NAME=VALUE")
+        self._shapes[tensor] = tuple(out)
         return tuple(out)
 
     def const_value(self, tensor: str, node: onnx.NodeProto):
@@ -650,9 +756,9 @@ def _layer_norm(ctx: _Context, node, name) -> Layer:
 def _batch_norm(ctx: _Context, node, name) -> Layer:
     """Inference batch norm folds to O = I * W, W the per-channel scale (axis 1)."""
     x, scale, y = node.input[0], node.input[1], node.output[0]
-    ys = ctx.shape(y)
-    if len(ys) < 2:
+    if len(ctx.shape(x)) < 2:  # no channel axis
         raise _Unsupported
+    ys = ctx.shape(y)
     names = _elementwise_names(len(ys))
     inputs = [
         ctx.operand("I", x, _broadcast_axes(ctx.shape(x), names, ys)),
@@ -687,32 +793,46 @@ def _reduce(ctx: _Context, node, name) -> Layer:
 
 
 def _gather(ctx: _Context, node, name) -> Layer | None:
-    """Gather on axis 0 of a constant table with computed indices (an embedding): a lookup
-    layer that reads, per index, only the row it selects. Gather with constant indices
-    forming a progression (a scalar ``select``, an ``arange``): a Slice view, no layer."""
+    """Gather, GatherElements, GatherND: a lookup layer over the output's elements that
+    reads, per element, its index and the one element of the data it selects (an
+    embedding reads only the rows of the table its ids pick). Which elements of a layer's
+    output those are is known only at run time, so the lookup depends on all of it
+    (:class:`Gathered`). Gather by constant indices in a progression (the dynamo exporter's
+    select of q, k, v) is a Slice view instead, no layer."""
     data, indices, y = node.input[0], node.input[1], node.output[0]
     xs, ys = ctx.shape(data), ctx.shape(y)
-    axis = _normalise_axis(_attr(node, "axis", 0), len(xs))
-    if all(p.kind == "const" for p in ctx.origins[indices]):
+    if node.op_type == "Gather" and all(p.kind == "const" for p in ctx.origins[indices]):
+        axis = _normalise_axis(_attr(node, "axis", 0), len(xs))
         try:
             values = ctx.const_value(indices, node)
         except InputError:  # a constant stored elsewhere (weights stripped): indices unknown
-            raise _Unsupported from None
-        picked = _progression([int(v) % xs[axis] for v in values])
-        if picked is None:
-            raise _Unsupported
-        start, stop, step = picked
-        sliced = tuple(len(range(start, stop, step)) if i == axis else n for i, n in enumerate(xs))
-        ctx.alias(y, data, Slice(axis, start, stop, step), *([Reshape(sliced, ys)] if sliced != ys else []))
-        return None
-    if axis != 0 or len(xs) != 2 or not all(p.kind == "const" for p in ctx.origins[data]):
-        raise _Unsupported  # a gather of activations: which elements it reads depends on the data
+            values = None
+        picked = _progression([int(v) % xs[axis] for v in values]) if values is not None else None
+        if picked is not None:
+            start, stop, step = picked
+            sliced = tuple(len(range(start, stop, step)) if i == axis else n for i, n in enumerate(xs))
+            ctx.alias(y, data, Slice(axis, start, stop, step), *([Reshape(sliced, ys)] if sliced != ys else []))
+            return None
     names = _elementwise_names(len(ys))
-    rows = [_ax(n, s) for n, s in zip(names, ys)]
-    index = ctx.operand("I", indices, rows[:-1])
-    table = dataclasses.replace(ctx.operand("W", data, rows), tensor="")  # the rows it selects, not the table
+    out_axes = [_ax(n, s) for n, s in zip(names, ys)]
+    index = ctx.operand("I", indices, _index_axes(ctx, node, out_axes))
+    selected = ctx.operand("W", data, out_axes)
+    selected = dataclasses.replace(selected, tensor="", sources=tuple(
+        Source(s.layer, s.views + (Gathered(tuple(ys)),)) for s in selected.sources))
     dims = [(n, s, PAR) for n, s in zip(names, ys)]
-    return ctx.layer(node, name, dims, rows, [index, table])
+    return ctx.layer(node, name, dims, out_axes, [index, selected])
+
+
+def _index_axes(ctx: _Context, node, out_axes: list[AxisExpr]) -> list[AxisExpr]:
+    """The output axes an index tensor's axes run along. GatherND's last index axis holds
+    the coordinates of one element; only its first is counted (a few bytes)."""
+    shape = ctx.shape(node.input[1])
+    if node.op_type == "GatherElements":
+        return out_axes
+    if node.op_type == "GatherND":
+        return out_axes[:len(shape) - 1] + [AxisExpr((), shape[-1])]
+    axis = _normalise_axis(_attr(node, "axis", 0), len(ctx.shape(node.input[0])))
+    return out_axes[axis:axis + len(shape)]
 
 
 def _progression(values: list[int]) -> tuple[int, int, int] | None:
@@ -727,6 +847,8 @@ def _progression(values: list[int]) -> tuple[int, int, int] | None:
 
 LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer | None]] = {
     "Gather": _gather,
+    "GatherElements": _gather,
+    "GatherND": _gather,
     "Conv": _conv,
     "Gemm": _gemm,
     "MatMul": _matmul,
@@ -760,11 +882,19 @@ def _view_reshape(ctx: _Context, node) -> None:
 
 
 def _view_expand(ctx: _Context, node) -> None:
-    """Expand that copies nothing (only adds size-1 axes) is a reshape; else unsupported."""
+    """Expand: size-1 axes repeated (numpy broadcasting, leading axes added first); one
+    that copies nothing is a reshape."""
     x, y = node.input[0], node.output[0]
-    if math.prod(ctx.shape(x)) != math.prod(ctx.shape(y)):
+    sx, sy = ctx.shape(x), ctx.shape(y)
+    if math.prod(sx) == math.prod(sy):
+        _view_reshape(ctx, node)
+        return
+    aligned = (1,) * (len(sy) - len(sx)) + tuple(sx)
+    if len(aligned) != len(sy) or any(a not in (1, b) for a, b in zip(aligned, sy)):
         raise _Unsupported
-    _view_reshape(ctx, node)
+    views = [Reshape(tuple(sx), aligned)] if aligned != tuple(sx) else []
+    views += [Broadcast(i, b) for i, (a, b) in enumerate(zip(aligned, sy)) if a != b]
+    ctx.alias(y, x, *views)
 
 
 def _view_identity(ctx: _Context, node) -> None:
