@@ -138,7 +138,7 @@ def _prepare(workload, hardware, mapping, mode, cost_model, objective, cache_dir
     # result (byte-identical for the same inputs), available on Run.cost_stats
     cost_info = {"model": cost_model, "objective": objective, "entries": len(costs)}
     notes = workload.warnings + accelerator.warnings + tuple(cngraph.notes) + tuple(
-        f"cost: some tiles fit no mapping on their core and use the {f}" for f in fallbacks)
+        f"cost: some tiles are priced by the {f}" for f in fallbacks)
     return _Prepared(workload, accelerator, mapping, mapping_text, cngraph, costs, cost_info, notes, policy,
                      {"load": t1 - t0, "tiling": t2 - t1, "cost": t3 - t2}, progress)
 

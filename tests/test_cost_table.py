@@ -512,3 +512,26 @@ def test_a_port_narrower_than_one_element_unrolls_nothing_it_serves(tmp_path, wr
     cost = CostModel(load_hardware(QUAD), cache_dir=False).cost(layer, {"L": (0, 16), "K": (0, 64), "C": (0, 64)}, core)
     assert dict(cost.spatial.unrolling) == {"D1": (("K", 32),), "D2": (("C", 32),)}
     assert cost.compute_cycles == 64
+
+
+def test_more_than_two_inputs_use_the_roofline(tmp_path):
+    """ZigZag's operands are one input and one weight: a Where (condition, then, else),
+    as every exported attention mask has, is priced by the roofline and says so."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from stream.workload.onnx_loader import load_onnx
+
+    graph = helper.make_graph(
+        [helper.make_node("Where", ["c", "a", "b"], ["y"], name="where")], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, [8, 16])]
+        + [helper.make_tensor_value_info(n, TensorProto.INT8, [8, 16]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [8, 16])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "where.onnx")
+    where = load_onnx(tmp_path / "where.onnx").layer("where")
+    acc = load_hardware(QUAD)
+    cost = CostModel(acc, cache_dir=False).cost(where, {d: (0, n) for d, n in zip(where.dims, where.sizes)}, acc.core(5))
+    # 128 elements on the 64-lane SIMD core: 2 cycles of compute; the SRAM's 512-bit ports
+    # read 3 x 1,024 bits (6 cycles) and write 1,024 (2): 6 cycles
+    assert cost.model == "roofline (more than two inputs)"
+    assert (cost.compute_cycles, cost.memory_cycles, cost.latency_cycles) == (2, 6, 6)

@@ -245,3 +245,39 @@ def test_automatic_groups_weigh_weights_against_the_weight_memory(write):
     write("core.yaml", split_core_yaml(act_bits=16 * 8192, weight_bits=128 * 1024))
     acc = load_hardware(write("system.yaml", system_yaml({0: "core.yaml"}, 1, ["{type: bus, cores: [0, 1], bandwidth: 64}"])))
     assert [plan_layers(w, acc)[n].group for n in "abc"] == ["auto0", "auto1", "auto1"]
+
+
+def test_a_rule_names_dims_by_role(write):
+    """'channels, 4' splits the output channels of every layer it selects: K of a dense conv,
+    G of a depthwise one, K of a matrix product; 'rows, all' cuts an image's OY and a
+    sequence's tokens. One bundled rule then serves MobileNet's depthwise convs too."""
+    from stream.workload import load_workload
+
+    w = load_workload(write("w.yaml", """\
+        version: 1
+        name: w
+        layers:
+          - name: dense
+            operator_type: Conv
+            equation: O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]
+            dimension_relations: [ix=1*ox+1*fx, iy=1*oy+1*fy]
+            loop_dims: [B, K, C, OY, OX, FY, FX]
+            loop_sizes: [1, 8, 4, 6, 6, 3, 3]
+            operand_precision: {O: 16, O_final: 8, W: 8, I: 8}
+            padding: {IY: [1, 1], IX: [1, 1]}
+          - name: depthwise
+            operator_type: Conv
+            equation: O[b][g][oy][ox]+=W[g][fy][fx]*I[b][g][iy][ix]
+            dimension_relations: [ix=1*ox+1*fx, iy=1*oy+1*fy]
+            loop_dims: [B, G, OY, OX, FY, FX]
+            loop_sizes: [1, 8, 6, 6, 3, 3]
+            operand_precision: {O: 16, O_final: 8, W: 8, I: 8}
+            operand_source: {I: dense}
+            padding: {IY: [1, 1], IX: [1, 1]}
+        """))
+    assert [w.layer(n).resolve_dim("channels") for n in ("dense", "depthwise")] == ["K", "G"]
+    assert [w.layer(n).resolve_dim("rows") for n in ("dense", "depthwise")] == ["OY", "OY"]
+    quad = load_hardware(INPUTS / "hardware" / "quad_core.yaml")
+    plans = plan_layers(w, quad, load_mapping(INPUTS / "mappings" / "quad_core.yaml"))
+    assert plans["depthwise"].inter_core == (("G", 4),)
+    assert plans["dense"].inter_core == (("K", 4),)

@@ -83,7 +83,7 @@ def test_conv_strided_padded_dilated(tmp_path):
     assert layer.attr("bias") is True
     # the field's 2-D conv node (b, ox, oy, fx, fy, c, k): D2 is the rows, D6 the output channels
     assert layer.aliases == (("D0", "B"), ("D1", "OX"), ("D2", "OY"), ("D3", "FX"), ("D4", "FY"),
-                             ("D5", "C"), ("D6", "K"))
+                             ("D5", "C"), ("D6", "K"), ("channels", "K"), ("rows", "OY"))
 
 
 @pytest.mark.parametrize("auto_pad, begin", [("SAME_UPPER", 0), ("SAME_LOWER", 1), ("VALID", 0)])
@@ -142,7 +142,7 @@ def test_gemm_trans_b(tmp_path):
     assert layer.macs == 420
     assert layer.operand("W").axes == (AxisExpr((("K", 1),), 7), AxisExpr((("C", 1),), 10))
     assert layer.footprint("W") == 70 and layer.footprint("I") == 60 and layer.footprint("O") == 42
-    assert layer.aliases == (("D0", "D"), ("D1", "C"), ("D2", "K"))
+    assert layer.aliases == (("D0", "D"), ("D1", "C"), ("D2", "K"), ("channels", "K"), ("rows", "D"))
     assert layer.attr("bias") is True
 
 

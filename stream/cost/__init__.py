@@ -5,8 +5,9 @@
 
 * ``zigzag``: per unique (tile, core), the best mapping :func:`stream.cost.search.search`
   finds for ``objective`` (energy, latency or EDP), costed with ZigZag's equations
-  (:mod:`stream.cost.zigzag_model`). Where no mapping fits the core's memories, that entry
-  falls back to the roofline (``CNCost.model`` says which). A layer rule's
+  (:mod:`stream.cost.zigzag_model`). Where no mapping fits the core's memories, or the
+  layer has more than the two inputs ZigZag's operands (I, W) hold (a Where, a Sum of
+  three), that entry falls back to the roofline (``CNCost.model`` says which). A layer rule's
   ``temporal_ordering`` pins the loop order the search may use.
 * ``roofline``: compute cycles (with a fixed ``dataflows`` unrolling, the product over
   loop dims of ``ceil(span / unroll)``; without, ``ceil(MACs / units)``) against memory
@@ -104,7 +105,7 @@ class CNCost:
     onload_cycles: float = 0.0
     offload_cycles: float = 0.0
     spatial_utilization: float = 1.0
-    model: str = "roofline"  # "zigzag", "roofline", or "roofline (no mapping fits)"
+    model: str = "roofline"  # "zigzag", "roofline", or "roofline (why the zigzag model did not apply)"
     spatial: SpatialMapping | None = None
     temporal: TemporalMapping | None = None
     evaluated: int = 0  # mappings the search costed
@@ -322,6 +323,8 @@ class CostModel:
         if self._search is None:
             return _roofline(info, spans, core, factor, "roofline")
         search, no_fit = self._search
+        if len(layer.inputs) > 2:
+            return _roofline(info, spans, core, factor, "roofline (more than two inputs)")
         tile = dataclasses.replace(layer, sizes=spans)
         sizes = {layer.dims[k]: spans[k] for k in info.order}  # canonical order
         try:

@@ -8,6 +8,7 @@ special-cases operator types.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -259,6 +260,37 @@ class Layer:
         return self.footprint(operand, box) * bits
 
 
+ROLES = ("channels", "rows")
+CHANNEL_DIMS = frozenset({"K", "G", "C"})
+
+
+def with_roles(layer: Layer) -> Layer:
+    """``layer`` with its dims also named by role, so one mapping rule serves every layer:
+    ``channels``, the dim of its output channels (K of a dense conv or a matrix product, G
+    of a depthwise conv, the outermost of a grouped conv's, C of an elementwise layer), and
+    ``rows``, the dim of its output rows (OY of an image, the tokens of a sequence). An
+    image's output is (batch, channels, rows, ...) and a sequence's (..., tokens, features).
+    Layers that already use a role's name keep their own meaning."""
+    axes = layer.output.axes
+    if not axes or any(alias in ROLES for alias, _ in layer.aliases) or any(r in layer.dims for r in ROLES):
+        return layer
+    first = _role_dim(layer, axes[1]) if len(axes) >= 3 else None
+    if first in CHANNEL_DIMS:  # an image: channels, then rows
+        channels, rows = first, _role_dim(layer, axes[2])
+    else:  # a sequence, or a matrix: tokens, then features
+        channels = _role_dim(layer, axes[-1])
+        rows = _role_dim(layer, axes[-2]) if len(axes) >= 2 else None
+    roles = tuple((role, dim) for role, dim in (("channels", channels), ("rows", rows)) if dim is not None)
+    return dataclasses.replace(layer, aliases=layer.aliases + roles) if roles else layer
+
+
+def _role_dim(layer: Layer, axis: AxisExpr) -> str | None:
+    """The dim along an output axis: the outermost of size > 1 (a grouped conv's G), else
+    its only dim."""
+    terms = [(layer.size(d) > 1, c, d) for d, c in axis.terms if c > 0]
+    return max(terms)[2] if terms and (len(terms) == 1 or max(terms)[0]) else None
+
+
 @dataclass(frozen=True)
 class Workload:
     """A DAG of layers, in a topological order. Build it with :meth:`from_layers`."""
@@ -300,7 +332,7 @@ class Workload:
         # Stable topological order: among ready layers, keep the file's order.
         position = {l.name: i for i, l in enumerate(layers)}
         order = list(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
-        return cls(name, tuple(by_name[n] for n in order), source_file, tuple(warnings))
+        return cls(name, tuple(with_roles(by_name[n]) for n in order), source_file, tuple(warnings))
 
     @cached_property
     def graph(self) -> nx.DiGraph:
