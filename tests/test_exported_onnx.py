@@ -68,3 +68,20 @@ def test_classic_exports_of_gpt2_and_llama_have_their_projection_sizes():
     # grouped-query attention: 2 key heads of 32 serve 4 query heads; scores are 4 x 64 x 64 x 32
     assert llama.layer("/model/model/layers.0/self_attn/k_proj/MatMul").macs == 64 * 128 * 64
     assert llama.layer("/model/model/layers.0/self_attn/MatMul").macs == 4 * 64 * 64 * 32
+
+
+CNNS = [(m, e) for m, e in LOADING if m not in ("gpt2_tiny", "llama_tiny_gqa", "bert_tiny", "vit_b_16")]
+FAST = {("resnet18", "classic"), ("espcn", "dynamo")}
+
+
+@pytest.mark.parametrize("model, exporter", [
+    pytest.param(m, e, marks=() if (m, e) in FAST else pytest.mark.slow) for m, e in CNNS])
+def test_fused_is_no_slower_than_layer_by_layer_on_the_bundled_quad_core(model, exporter):
+    """Every exported CNN runs both ways on the bundled quad_core with its bundled mapping,
+    and fusing is never slower."""
+    from stream import api
+
+    path = DATA / MANIFEST[model]["exports"][exporter]["file"]
+    hardware = Path(__file__).parents[1] / "inputs" / "hardware" / "quad_core.yaml"
+    fused, lbl = (api.run(path, hardware, mode=mode, allocator="greedy") for mode in ("fused", "layer_by_layer"))
+    assert fused.latency_cycles <= lbl.latency_cycles
