@@ -22,7 +22,7 @@
   the next CN to run does not; what cannot fit even then streams.
 
 The :class:`Trace` records every CN, transfer (route, bits, cause) and occupancy step;
-:meth:`Trace.check` asserts the invariants of DESIGN.md section 6.
+:meth:`Trace.check` asserts the invariants of docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ class Trace:
                      + t.interconnect_energy_pj.sum())
 
     def check(self) -> None:
-        """Assert the invariants every run satisfies (DESIGN.md section 6)."""
+        """Assert the invariants every run satisfies (docs/architecture.md, "Invariants")."""
         g, n, t = self.cngraph, self.cngraph.num_cns, self.transfers
         assert np.all(self.start >= 0) and np.all(self.ready <= self.start), "a CN started before its inputs were in"
         assert np.all(self.end - self.start >= self.compute_cycles), "a CN ran shorter than its cost"
