@@ -535,3 +535,27 @@ def test_more_than_two_inputs_use_the_roofline(tmp_path):
     # read 3 x 1,024 bits (6 cycles) and write 1,024 (2): 6 cycles
     assert cost.model == "roofline (more than two inputs)"
     assert (cost.compute_cycles, cost.memory_cycles, cost.latency_cycles) == (2, 6, 6)
+
+
+def test_a_grouped_conv_is_priced_by_the_roofline_not_a_crash(tmp_path):
+    """A conv of 2 groups (8 -> 8 channels, 3x3, 6x6): its output channel is g*4 + k, an
+    axis summing two loop dims, which ZigZag's equations do not describe (they raised
+    before). The roofline prices it, and says why: on the 32x32 core's fixed K x C dataflow,
+    ceil(4/32) x ceil(4/32) x 2 x 36 x 9 = 648 cycles."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from stream.workload.onnx_loader import load_onnx
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="gc", group=2, pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 8, 6, 6])],
+        [numpy_helper.from_array(np.zeros((8, 4, 3, 3), dtype=np.int8), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
+    conv = load_onnx(tmp_path / "g.onnx").layer("gc")
+    acc = load_hardware(QUAD)
+    cost = CostModel(acc, cache_dir=False).cost(conv, {d: (0, n) for d, n in zip(conv.dims, conv.sizes)}, acc.core(0))
+    assert cost.model == "roofline (an output axis sums two loop dims)"
+    assert cost.compute_cycles == 648

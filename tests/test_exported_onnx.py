@@ -25,7 +25,7 @@ LOADING = [("resnet18", "classic"), ("resnet18", "dynamo"), ("resnet50", "classi
            ("espcn", "classic"), ("espcn", "dynamo"), ("vit_b_16", "dynamo"), ("vit_b_16", "classic"),
            ("convnext_tiny", "dynamo"), ("gpt2_tiny", "classic"), ("gpt2_tiny", "dynamo"),
            ("llama_tiny_gqa", "classic"), ("llama_tiny_gqa", "dynamo"), ("bert_tiny", "classic"),
-           ("bert_tiny", "dynamo")]
+           ("bert_tiny", "dynamo"), ("fsrcnn", "classic"), ("fsrcnn", "dynamo")]
 
 
 def test_every_export_is_in_the_manifest_and_on_disk():
@@ -38,7 +38,7 @@ def test_every_export_is_in_the_manifest_and_on_disk():
 def test_conv_and_gemm_macs_equal_pytorchs(model, exporter):
     entry = MANIFEST[model]
     wl = load_onnx(DATA / entry["exports"][exporter]["file"])
-    convs = [l for l in wl.layers if l.op_type == "Conv"]
+    convs = [l for l in wl.layers if l.op_type in ("Conv", "ConvTranspose")]
     dense = [l for l in wl.layers if l.op_type in ("Gemm", "MatMul")]
     assert sum(l.macs for l in convs) == entry["macs"]["conv"]
     assert sum(l.macs for l in dense) == entry["macs"]["linear"] + entry["macs"]["matmul"]
@@ -52,7 +52,8 @@ def test_conv_and_gemm_macs_equal_pytorchs(model, exporter):
         assert size.get("K", 1) * groups == module["out_channels"], module["module"]
         assert size.get("C", 1) * groups == module["in_channels"], module["module"]
         assert (size["FY"], size["FX"]) == tuple(module["kernel_size"]), module["module"]
-        assert (size["OY"], size["OX"]) == tuple(module["output_size"]), module["module"]
+        rows = [layer.output.axes[2].extent, layer.output.axes[3].extent]  # OY, OX; a transposed conv's sums
+        assert rows == list(module["output_size"]), module["module"]
 
 
 def test_classic_exports_of_gpt2_and_llama_have_their_projection_sizes():

@@ -644,3 +644,43 @@ def test_a_gather_by_computed_indices_depends_on_all_of_its_source(tmp_path):
     assert pick.op_type == "GatherElements" and sizes(pick) == {"D": 2, "K": 3}
     assert pick.operand("W").sources == (Source("a", (Gathered((2, 3)),)),)
     assert pick.operand("I").role is Role.WEIGHT  # constant positions, read from DRAM
+
+
+def test_a_transposed_conv_is_summed_over_its_inputs(tmp_path):
+    """ConvTranspose (4 -> 2 channels, 3x3, stride 2, pads 1, output_padding 1) of a 5x5
+    map: a layer over (B, K, C, IY, IX, FY, FX) = (1, 2, 4, 5, 5, 3, 3), 1,800 MACs as
+    PyTorch counts them, writing output row 2*iy + fy - 1 of 10."""
+    path = save(tmp_path, [mk("ConvTranspose", ["x", "w"], ["y"], name="up", strides=[2, 2], pads=[1, 1, 1, 1],
+                              output_padding=[1, 1])], [("x", [1, 4, 5, 5])], ["y"], [weight("w", [4, 2, 3, 3])])
+    layer = load_onnx(path).layer("up")
+    assert sizes(layer) == {"B": 1, "K": 2, "C": 4, "IY": 5, "IX": 5, "FY": 3, "FX": 3} and layer.macs == 1800
+    assert layer.output.axes[2] == AxisExpr((("IY", 2), ("FY", 1)), 10, -1)
+    assert layer.resolve_dim("rows") == "IY" and layer.resolve_dim("channels") == "K"
+
+
+def test_an_upsampling_transposed_conv_has_exact_dependencies(tmp_path):
+    """U-Net's 2x2, stride-2 ConvTranspose writes each output row from one input row
+    (oy = 2*iy + fy): cut both layers by rows, each of the Relu's 8 rows depends on one
+    of the 4 deconv tiles only, for its 3 channels x 8 columns x 8 bits = 192 bits."""
+    from stream.hardware import load_hardware
+    from stream.mapping import load_mapping, plan_layers
+    from stream.tiling import tile
+
+    graph = helper.make_graph(
+        [mk("ConvTranspose", ["x", "w"], ["u"], name="up", strides=[2, 2]), mk("Relu", ["u"], ["y"], name="relu")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 3, 8, 8])],
+        [helper.make_tensor("w", TensorProto.INT8, [2, 3, 2, 2], [0] * 24)])
+    path = tmp_path / "up.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    wl = load_onnx(path)
+    mapping = tmp_path / "rows.yaml"
+    mapping.write_text("version: 1\nfusion_groups:\n  - {layers: [up, relu]}\nlayers:\n"
+                       "  - {name: default, core_allocation: [0], intra_core_tiling: ['rows, all']}\n")
+    acc = load_hardware(ROOT / "inputs" / "hardware" / "single_core.yaml")
+    g = tile(wl, plan_layers(wl, acc, load_mapping(mapping)), "fused")
+    up = [c for c in range(g.num_cns) if g.layer_of(c).name == "up"]
+    relu = [c for c in range(g.num_cns) if g.layer_of(c).name == "relu"]
+    assert len(up) == 4 and len(relu) == 8 and not g.notes
+    pairs = sorted((int(s) - up[0], int(d) - relu[0], int(b)) for s, d, b in zip(g.edge_src, g.edge_dst, g.edge_bits))
+    assert pairs == [(r // 2, r, 192) for r in range(8)]

@@ -5,9 +5,10 @@
 
 * ``zigzag``: per unique (tile, core), the best mapping :func:`stream.cost.search.search`
   finds for ``objective`` (energy, latency or EDP), costed with ZigZag's equations
-  (:mod:`stream.cost.zigzag_model`). Where no mapping fits the core's memories, or the
-  layer has more than the two inputs ZigZag's operands (I, W) hold (a Where, a Sum of
-  three), that entry falls back to the roofline (``CNCost.model`` says which). A layer rule's
+  (:mod:`stream.cost.zigzag_model`). Where no mapping fits the core's memories, or
+  ZigZag's equations do not describe the layer (more than the two inputs its operands I
+  and W hold, as a Where; an output axis summing two loop dims, as a grouped or a
+  transposed conv), that entry falls back to the roofline (``CNCost.model`` says which). A layer rule's
   ``temporal_ordering`` pins the loop order the search may use.
 * ``roofline``: compute cycles (with a fixed ``dataflows`` unrolling, the product over
   loop dims of ``ceil(span / unroll)``; without, ``ceil(MACs / units)``) against memory
@@ -71,6 +72,7 @@ import numpy as np
 from stream.cost.cache import DiskCache, default_cache_dir, digest
 from stream.cost.mapping import SpatialMapping, TemporalMapping
 from stream.cost.search import NoValidMapping, layer_dataflows, search
+from stream.cost.zigzag_model import NotZigZag
 from stream.hardware.ir import Accelerator, Core
 from stream.progress import Every
 from stream.workload.ir import AxisExpr, Layer
@@ -331,6 +333,8 @@ class CostModel:
             result = search(core, tile, sizes, objective=self.objective, seed=0, ordering=info.ordering or None)
         except no_fit:
             return _roofline(info, spans, core, factor, "roofline (no mapping fits)")
+        except NotZigZag as why:  # a grouped conv's or a transposed conv's output, say
+            return _roofline(info, spans, core, factor, f"roofline ({why})")
         return _zigzag(info, result, core, factor)
 
 

@@ -54,6 +54,12 @@ from stream.cost.mapping import CostBreakdown, SpatialMapping, TemporalMapping
 from stream.hardware.ir import Core
 from stream.workload.ir import Layer
 
+
+class NotZigZag(ValueError):
+    """A layer ZigZag's equations do not describe (its reason is the message): the cost
+    model prices it with the roofline instead."""
+
+
 DIRECTIONS = ("rd_out_to_low", "wr_in_by_low", "rd_out_to_high", "wr_in_by_high")
 TL, FL, TH, FH = 0, 1, 2, 3  # indices into DIRECTIONS
 _DIR_CODE = {"tl": TL, "fl": FL, "th": TH, "fh": FH}
@@ -136,11 +142,11 @@ def prepare(core: Core, layer: Layer, sizes: dict[str, int] | None = None,
         for axis in op.axes:
             terms = [(d, c) for d, c in axis.terms if c != 0]
             if len(terms) > 2:
-                raise ValueError(f"layer {layer.name}: ZigZag relates at most two loop dims per axis")
+                raise NotZigZag("an axis sums more than two loop dims")
             if len(terms) == 2:
                 (a, sa), (b, sb) = terms
                 if sa < 0 or sb < 0:
-                    raise ValueError(f"layer {layer.name}: negative coefficients in a pr axis")
+                    raise NotZigZag("an input axis with a negative coefficient")
                 clip = min(_zz_pr_size(sa, sizes[a], sb, sizes[b]), axis.extent)
                 key = (a, sa, b, sb)
                 for rel in relations:
@@ -202,7 +208,7 @@ def prepare(core: Core, layer: Layer, sizes: dict[str, int] | None = None,
             size_elem=size_elem, share=(),
         ))
     if ops[0].pr_axes:
-        raise ValueError(f"layer {layer.name}: a partially relevant output is not supported")
+        raise NotZigZag("an output axis sums two loop dims")
 
     # Memories shared by several linked operands (ZigZag's mem_sharing_list).
     by_mem_op = {o.mem_op: o.index for o in ops}

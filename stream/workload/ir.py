@@ -272,7 +272,7 @@ def with_roles(layer: Layer) -> Layer:
     image's output is (batch, channels, rows, ...) and a sequence's (..., tokens, features).
     Layers that already use a role's name keep their own meaning."""
     axes = layer.output.axes
-    if not axes or any(alias in ROLES for alias, _ in layer.aliases) or any(r in layer.dims for r in ROLES):
+    if not axes:
         return layer
     first = _role_dim(layer, axes[1]) if len(axes) >= 3 else None
     if first in CHANNEL_DIMS:  # an image: channels, then rows
@@ -280,7 +280,8 @@ def with_roles(layer: Layer) -> Layer:
     else:  # a sequence, or a matrix: tokens, then features
         channels = _role_dim(layer, axes[-1])
         rows = _role_dim(layer, axes[-2]) if len(axes) >= 2 else None
-    roles = tuple((role, dim) for role, dim in (("channels", channels), ("rows", rows)) if dim is not None)
+    roles = tuple((role, dim) for role, dim in (("channels", channels), ("rows", rows))
+                  if dim is not None and not layer.has_dim(role))
     return dataclasses.replace(layer, aliases=layer.aliases + roles) if roles else layer
 
 

@@ -600,6 +600,43 @@ def _conv(ctx: _Context, node, name) -> Layer:
     return ctx.layer(node, name, dims, [_ax("B", ys[0]), o_ch, *out_sp], inputs, attrs, field_order=order)
 
 
+def _conv_transpose(ctx: _Context, node, name) -> Layer:
+    """A transposed conv, written as ONNX defines it, by its inputs: every input element
+    and kernel tap adds to one output element,
+    ``O[b][k][s*iy + d*fy - p][...] += W[c][k][fy][fx] * I[b][c][iy][ix]``, so its MACs
+    are PyTorch's (input elements x kernel x output channels) and its rows are the input's
+    rows (``rows`` names IY). Where taps overlap (kernel longer than the stride) an output
+    row sums the products of neighbouring input rows; a consumer of it then depends on
+    every producer tile (counted conservatively). Groups: one only."""
+    x, w, y = node.input[0], node.input[1], node.output[0]
+    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(y)
+    if len(xs) < 3 or _attr(node, "group", 1) != 1:
+        raise _Unsupported
+    n = len(xs) - 2
+    kernel = list(ws[2:])
+    strides = list(_attr(node, "strides", [1] * n))
+    dilations = list(_attr(node, "dilations", [1] * n))
+    auto = _attr(node, "auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        total = [strides[i] * (xs[2 + i] - 1) + (kernel[i] - 1) * dilations[i] + 1 - ys[2 + i] for i in range(n)]
+        pads = [t - t // 2 if auto == "SAME_UPPER" else t // 2 for t in total]  # ONNX's rule for ConvTranspose
+    elif auto == "VALID":
+        pads = [0] * n
+    else:
+        pads = list(_attr(node, "pads", [0] * (2 * n)))[:n]
+    sp = _spatial(n)
+    dims = [("B", xs[0], PAR), ("K", ys[1], PAR), ("C", xs[1], RED)]
+    dims += [(f"I{s}", xs[2 + i], PAR) for i, s in enumerate(sp)] + [(f"F{s}", kernel[i], RED) for i, s in enumerate(sp)]
+    out_sp = [AxisExpr(((f"I{s}", strides[i]), (f"F{s}", dilations[i])), ys[2 + i], -pads[i]) for i, s in enumerate(sp)]
+    inputs = [
+        ctx.operand("I", x, [_ax("B", xs[0]), _ax("C", xs[1]), *[_ax(f"I{s}", xs[2 + i]) for i, s in enumerate(sp)]]),
+        ctx.operand("W", w, [_ax("C", ws[0]), _ax("K", ws[1]), *[_ax(f"F{s}", kernel[i]) for i, s in enumerate(sp)]]),
+    ]
+    attrs = [("bias", True)] if len(node.input) > 2 and node.input[2] else []
+    return ctx.layer(node, name, dims, [_ax("B", ys[0]), _ax("K", ys[1]), *out_sp], inputs, attrs,
+                     names=(("rows", f"I{sp[0]}"),))
+
+
 def _gemm(ctx: _Context, node, name) -> Layer:
     """O[d][k] += I[d][c] * W[c][k], with transA/transB."""
     a, b = node.input[0], node.input[1]
@@ -850,6 +887,7 @@ LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer | None]] = 
     "GatherElements": _gather,
     "GatherND": _gather,
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "MaxPool": _pool,
