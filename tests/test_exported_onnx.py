@@ -25,7 +25,8 @@ LOADING = [("resnet18", "classic"), ("resnet18", "dynamo"), ("resnet50", "classi
            ("espcn", "classic"), ("espcn", "dynamo"), ("vit_b_16", "dynamo"), ("vit_b_16", "classic"),
            ("convnext_tiny", "dynamo"), ("gpt2_tiny", "classic"), ("gpt2_tiny", "dynamo"),
            ("llama_tiny_gqa", "classic"), ("llama_tiny_gqa", "dynamo"), ("bert_tiny", "classic"),
-           ("bert_tiny", "dynamo"), ("fsrcnn", "classic"), ("fsrcnn", "dynamo")]
+           ("bert_tiny", "dynamo"), ("fsrcnn", "classic"), ("fsrcnn", "dynamo"), ("unet_small", "classic"),
+           ("unet_small", "dynamo")]
 
 
 def test_every_export_is_in_the_manifest_and_on_disk():

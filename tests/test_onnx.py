@@ -598,9 +598,10 @@ def test_shape_arithmetic_is_folded_at_load_time(tmp_path):
 
 def test_a_broadcast_is_read_once_per_element(tmp_path):
     """Expand of (1, 2, 1, 4) to (1, 2, 2, 4), then (1, 4, 4): grouped-query attention's
-    repeat of 2 key heads for 4 query heads. The consumer reads 32 values but only the
-    producer's 8 distinct elements move: 8 x 8 = 64 bits, and a consumer tile of heads 0-1
-    needs key head 0 only."""
+    repeat of 2 key heads for 4 query heads. The consumer reads 32 values but the producer's
+    8 elements move once: 8 x 8 = 64 bits. (The reshape merges the repeat into the heads,
+    which the tiling counts conservatively for now: a tile of some heads would depend on
+    every key head.)"""
     from stream.hardware import load_hardware
     from stream.mapping import plan_layers
     from stream.tiling import tile
@@ -684,3 +685,45 @@ def test_an_upsampling_transposed_conv_has_exact_dependencies(tmp_path):
     assert len(up) == 4 and len(relu) == 8 and not g.notes
     pairs = sorted((int(s) - up[0], int(d) - relu[0], int(b)) for s, d, b in zip(g.edge_src, g.edge_dst, g.edge_bits))
     assert pairs == [(r // 2, r, 192) for r in range(8)]
+
+
+def _resize_model(tmp_path, mode):
+    graph = helper.make_graph(
+        [mk("Relu", ["x"], ["r"], name="relu"),
+         mk("Resize", ["r", "", "scales"], ["y"], name="up", mode=mode, coordinate_transformation_mode="half_pixel")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 1, 8, 8])],
+        [numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")])
+    path = tmp_path / f"{mode}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return load_onnx(path)
+
+
+def test_bilinear_upsampling_blends_two_by_two_taps(tmp_path):
+    """Resize x2, linear, half-pixel: output row j blends input rows floor((j + 0.5)/2 -
+    0.5) and the next, read as rows j - 1 + 2*fy (fy = 0, 1) of the input repeated twice;
+    2 x 2 taps per output element: 256 operations. The repeat merges a broadcast axis into
+    the rows, which the tiling counts conservatively for now: each output row depends on
+    every input row (not only the two it blends), and the run says so."""
+    from stream.hardware import load_hardware
+    from stream.mapping import load_mapping, plan_layers
+    from stream.tiling import tile
+
+    wl = _resize_model(tmp_path, "linear")
+    up = wl.layer("up")
+    assert up.op_type == "Resize" and sizes(up) == {"B": 1, "C": 1, "OY": 8, "OX": 8, "FY": 2, "FX": 2}
+    assert up.macs == 256 and up.operand("I").axes[2] == AxisExpr((("OY", 1), ("FY", 2)), 8, -1)
+    mapping = tmp_path / "rows.yaml"
+    mapping.write_text("version: 1\nfusion_groups:\n  - {layers: [relu, up]}\nlayers:\n"
+                       "  - {name: default, core_allocation: [0], intra_core_tiling: ['rows, all']}\n")
+    acc = load_hardware(ROOT / "inputs" / "hardware" / "single_core.yaml")
+    g = tile(wl, plan_layers(wl, acc, load_mapping(mapping)), "fused")
+    assert g.notes == ("up.I <- relu: reshape merging a repeated (broadcast) axis; counted conservatively "
+                       "(every completing producer tile, its whole output)",)
+    assert g.num_edges == 8 * 4 and set(int(b) for b in g.edge_bits) == {32}
+
+
+def test_nearest_upsampling_is_a_view(tmp_path):
+    """Resize x2, nearest: each value repeated twice along each axis, no layer."""
+    wl = _resize_model(tmp_path, "nearest")
+    assert [l.name for l in wl.layers] == ["relu"]

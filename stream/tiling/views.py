@@ -98,6 +98,10 @@ def _reshape(groups: list[Group], axes, extents, view: Reshape):
             g, stride = axes[i]
             if view.shape_in[i] == 1 and sum(1 for gg, _ in axes if gg == g) == 1:
                 continue  # a lone size-1 axis: always index 0
+            if not groups[g].producer_axes and view.shape_in[i] > 1:
+                # a repeated axis merged with others: indices that differ only in the copy
+                # would count as distinct elements, and tiles reading only copies as none
+                raise UnsupportedView("reshape merging a repeated (broadcast) axis")
             if groups[g].a != 1 or groups[g].b != 0 or stride_in_group % stride:
                 raise UnsupportedView("reshape of a sliced axis or of a reordered merge")
             f = stride_in_group // stride

@@ -637,6 +637,52 @@ def _conv_transpose(ctx: _Context, node, name) -> Layer:
                      names=(("rows", f"I{sp[0]}"),))
 
 
+def _resize(ctx: _Context, node, name) -> Layer | None:
+    """Resize of an image's spatial axes by whole factors s. ``nearest`` repeats each
+    element s times along each axis: a view, no layer. ``linear`` with half-pixel
+    coordinates blends, for output row j, input rows floor((j + 0.5)/s - 0.5) and the next:
+    row (j - s//2 + s*fy) // s of the nearest repeat, for the taps fy = 0, 1, so a layer of
+    2 x 2 taps per output element reads the repeat through a window (rows past the border
+    are left out: ONNX reads the border row there again)."""
+    x, y = node.input[0], node.output[0]
+    xs, ys = ctx.shape(x), ctx.shape(y)
+    factors = [b // a if a and b % a == 0 else 0 for a, b in zip(xs, ys)]
+    mode = _attr(node, "mode", "nearest")
+    coords = _attr(node, "coordinate_transformation_mode", "half_pixel")
+    if len(xs) < 3 or factors[:2] != [1, 1] or 0 in factors:
+        raise _Unsupported
+    if mode == "nearest":
+        rounding = _attr(node, "nearest_mode", "round_prefer_floor")
+        if not ((coords in ("half_pixel", "pytorch_half_pixel") and rounding in ("round_prefer_floor", "floor"))
+                or (coords == "asymmetric" and rounding == "floor")):
+            raise _Unsupported
+        ctx.alias(y, x, *_repeat_views(xs, factors))
+        return None
+    if mode != "linear" or coords not in ("half_pixel", "pytorch_half_pixel"):
+        raise _Unsupported
+    sp = _spatial(len(xs) - 2)
+    repeated = [n * f for n, f in zip(xs, factors)]
+    dims = [("B", ys[0], PAR), ("C", ys[1], PAR)] + [(f"O{s}", ys[2 + i], PAR) for i, s in enumerate(sp)]
+    dims += [(f"F{s}", 2, RED) for s in sp]
+    window = [AxisExpr(((f"O{s}", 1), (f"F{s}", factors[2 + i])), repeated[2 + i], -(factors[2 + i] // 2))
+              for i, s in enumerate(sp)]
+    blended = ctx.operand("I", x, [_ax("B", ys[0]), _ax("C", ys[1]), *window])
+    blended = dataclasses.replace(blended, tensor="", sources=tuple(
+        Source(src.layer, src.views + tuple(_repeat_views(xs, factors))) for src in blended.sources))
+    return ctx.layer(node, name, dims, [_ax("B", ys[0]), _ax("C", ys[1]), *[_ax(d, n) for d, n, _ in dims[2:2 + len(sp)]]],
+                     [blended], [("mode", mode)])
+
+
+def _repeat_views(shape, factors) -> list:
+    """Each axis repeated ``factor`` times element by element: a size-1 axis after it,
+    broadcast, then merged."""
+    split = tuple(v for n in shape for v in (n, 1))
+    views: list = [Reshape(tuple(shape), split)]
+    views += [Broadcast(2 * i + 1, f) for i, f in enumerate(factors) if f > 1]
+    return views + [Reshape(tuple(v for n, f in zip(shape, factors) for v in (n, f)),
+                            tuple(n * f for n, f in zip(shape, factors)))]
+
+
 def _gemm(ctx: _Context, node, name) -> Layer:
     """O[d][k] += I[d][c] * W[c][k], with transA/transB."""
     a, b = node.input[0], node.input[1]
@@ -888,6 +934,7 @@ LAYER_OPS: dict[str, Callable[[_Context, onnx.NodeProto, str], Layer | None]] = 
     "GatherND": _gather,
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
+    "Resize": _resize,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "MaxPool": _pool,
