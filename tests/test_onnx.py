@@ -598,10 +598,8 @@ def test_shape_arithmetic_is_folded_at_load_time(tmp_path):
 
 def test_a_broadcast_is_read_once_per_element(tmp_path):
     """Expand of (1, 2, 1, 4) to (1, 2, 2, 4), then (1, 4, 4): grouped-query attention's
-    repeat of 2 key heads for 4 query heads. The consumer reads 32 values but the producer's
-    8 elements move once: 8 x 8 = 64 bits. (The reshape merges the repeat into the heads,
-    which the tiling counts conservatively for now: a tile of some heads would depend on
-    every key head.)"""
+    repeat of 2 key heads for 4 query heads. The consumer reads 32 values but only the
+    producer's 8 distinct elements move: 8 x 8 = 64 bits, counted exactly."""
     from stream.hardware import load_hardware
     from stream.mapping import plan_layers
     from stream.tiling import tile
@@ -612,7 +610,7 @@ def test_a_broadcast_is_read_once_per_element(tmp_path):
     wl = load_onnx(path)
     assert wl.layer("y").operand("I").sources == (Source("k", (Broadcast(2, 2), Reshape((1, 2, 2, 4), (1, 4, 4)))),)
     g = tile(wl, plan_layers(wl, load_hardware(ROOT / "inputs" / "hardware" / "single_core.yaml")), "layer_by_layer")
-    assert g.num_edges == 1 and int(g.edge_bits[0]) == 8 * 8
+    assert g.num_edges == 1 and int(g.edge_bits[0]) == 8 * 8 and not g.notes
 
 
 def test_every_tile_along_a_broadcast_axis_reads_the_element_it_repeats(tmp_path):
@@ -699,12 +697,12 @@ def _resize_model(tmp_path, mode):
     return load_onnx(path)
 
 
-def test_bilinear_upsampling_blends_two_by_two_taps(tmp_path):
+def test_bilinear_upsampling_reads_the_two_rows_it_blends(tmp_path):
     """Resize x2, linear, half-pixel: output row j blends input rows floor((j + 0.5)/2 -
     0.5) and the next, read as rows j - 1 + 2*fy (fy = 0, 1) of the input repeated twice;
-    2 x 2 taps per output element: 256 operations. The repeat merges a broadcast axis into
-    the rows, which the tiling counts conservatively for now: each output row depends on
-    every input row (not only the two it blends), and the run says so."""
+    2 x 2 taps per output element: 256 operations. Cut by rows, row 0 needs input row 0,
+    rows 1-2 rows 0-1, rows 3-4 rows 1-2, rows 5-6 rows 2-3, row 7 row 3: each a row of 4
+    values, 32 bits, however many copies of it the repeat makes."""
     from stream.hardware import load_hardware
     from stream.mapping import load_mapping, plan_layers
     from stream.tiling import tile
@@ -718,9 +716,12 @@ def test_bilinear_upsampling_blends_two_by_two_taps(tmp_path):
                        "  - {name: default, core_allocation: [0], intra_core_tiling: ['rows, all']}\n")
     acc = load_hardware(ROOT / "inputs" / "hardware" / "single_core.yaml")
     g = tile(wl, plan_layers(wl, acc, load_mapping(mapping)), "fused")
-    assert g.notes == ("up.I <- relu: reshape merging a repeated (broadcast) axis; counted conservatively "
-                       "(every completing producer tile, its whole output)",)
-    assert g.num_edges == 8 * 4 and set(int(b) for b in g.edge_bits) == {32}
+    assert not g.notes
+    relu = [c for c in range(g.num_cns) if g.layer_of(c).name == "relu"]
+    resized = [c for c in range(g.num_cns) if g.layer_of(c).name == "up"]
+    needs = {j: sorted(int(s) - relu[0] for s, d in zip(g.edge_src, g.edge_dst) if d == resized[j]) for j in range(8)}
+    assert needs == {0: [0], 1: [0, 1], 2: [0, 1], 3: [1, 2], 4: [1, 2], 5: [2, 3], 6: [2, 3], 7: [3]}
+    assert set(int(b) for b in g.edge_bits) == {32}
 
 
 def test_nearest_upsampling_is_a_view(tmp_path):

@@ -36,6 +36,7 @@ from tiling_reference import (
 from stream.mapping import LayerPlan, TileSpec
 from stream.workload.ir import (
     AxisExpr,
+    Broadcast,
     DimKind,
     Layer,
     Operand,
@@ -744,6 +745,19 @@ def reshapes(draw):
 
 
 @st.composite
+def repeats(draw):
+    """[A, 1, B] repeated along its size-1 axis (an Expand), then merged into its neighbour
+    (grouped-query attention's repeat_kv, a nearest upsample): [A, R, B] -> [A*R, B] or
+    [A, R*B] -> consumed elementwise, cut anyhow."""
+    a, r, b = draw(st.integers(1, 4)), draw(st.integers(2, 3)), draw(st.integers(1, 4))
+    p = eltwise("p", (a, 1, b), [((a, 1, b), ())])
+    merged = (a * r, b) if draw(st.booleans()) else (a, r * b)
+    views = (Broadcast(1, r), Reshape((a, r, b), merged))
+    c = eltwise("c", merged, [(merged, src("p", *views))])
+    return draw(plans_for([p, c]))
+
+
+@st.composite
 def concat_slice(draw):
     """input -> conv a, conv b -> concat on channels -> conv; a -> strided slice -> elementwise."""
     x = (1, draw(st.integers(1, 3)), draw(st.integers(3, 6)), draw(st.integers(3, 6)))
@@ -796,6 +810,12 @@ def test_property_matmul_transposes(case):
 @PROPERTY
 @given(reshapes())
 def test_property_reshapes(case):
+    check(*case)
+
+
+@PROPERTY
+@given(repeats())
+def test_property_repeats(case):
     check(*case)
 
 

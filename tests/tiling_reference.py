@@ -41,6 +41,7 @@ from stream.workload.ir import (
     DimKind,
     Layer,
     Operand,
+    Broadcast,
     Place,
     Reshape,
     Role,
@@ -130,6 +131,9 @@ def view_shapes(shape: tuple[int, ...], views) -> list[tuple[int, ...]]:
         elif isinstance(view, Place):
             assert 0 <= view.offset and view.offset + s[view.axis] <= view.size, (view, s)
             s[view.axis] = view.size
+        elif isinstance(view, Broadcast):
+            assert s[view.axis] == 1, (view, s)
+            s[view.axis] = view.size
         else:
             raise TypeError(view)
         shapes.append(tuple(s))
@@ -146,6 +150,8 @@ def to_producer(x: tuple[int, ...], views, shapes) -> tuple[int, ...] | None:
             x = x[:view.axis] + (i,) + x[view.axis + 1:]
         elif isinstance(view, Slice):
             x = x[:view.axis] + (view.start + x[view.axis] * view.step,) + x[view.axis + 1:]
+        elif isinstance(view, Broadcast):  # every copy is element 0 of the size-1 axis
+            x = x[:view.axis] + (0,) + x[view.axis + 1:]
         elif isinstance(view, Transpose):
             y = [0] * len(x)
             for i, p in enumerate(view.perm):  # consumer axis i is producer axis p
@@ -233,13 +239,15 @@ def reference(workload: Workload, plans: dict[str, LayerPlan], mode: str = "fuse
                     producer = workload.layer(src.layer)
                     shapes = view_shapes(producer.output.shape, src.views)
                     assert shapes[-1] == op.shape, f"{layer.name}.{op.name}: views give {shapes[-1]}, operand is {op.shape}"
-                    count: dict[CNKey, int] = defaultdict(int)
+                    # distinct producer elements: a repeat (Broadcast) reads one element
+                    # several times, and moves it once
+                    read: dict[CNKey, set] = defaultdict(set)
                     for x in xs:
                         y = to_producer(x, src.views, shapes)
                         if y is not None:
-                            count[owner[src.layer][y]] += 1
-                    for p, n in count.items():
-                        data_bits[p, c] += n * op.precision
+                            read[owner[src.layer][y]].add(y)
+                    for p, ys in read.items():
+                        data_bits[p, c] += len(ys) * op.precision
                         data_edges[p, c] += 1
 
     psum, seq = set(), set()

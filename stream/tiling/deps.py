@@ -97,6 +97,9 @@ def data_edges(consumer: LayerGrid, c_starts: np.ndarray, c_stops: np.ndarray, o
             continue
         g, comp, parent = _find(groups, comps, split.position)
         vmin, vmax = _value_range(groups[g], reads, cons)
+        if groups[g].spread > 1:  # a repeat merged in: the producer values those can read
+            vmin, vmax = _projected_bounds(groups[g], vmin, vmax)
+            _, comp, parent = _find([groups[g]], [groups[g].projected(comps[g])], split.position)
         xlo, xhi = _digit_range(vmin, vmax, comp, parent)
         first = np.searchsorted(split.bounds, xlo, side="right") - 1
         last = np.searchsorted(split.bounds, xhi, side="right") - 1
@@ -134,6 +137,13 @@ def _find(groups: list[Group], comps: list[list[Component]], position: int):
     raise UnsupportedView("a producer dim missing from its output")
 
 
+def _projected_bounds(group: Group, vmin, vmax):
+    """Bounds of the producer values that consumer values in [vmin, vmax] read through a
+    repeat (a superset: whole periods of the digits below the repeat)."""
+    st, period = group.spread_stride, group.spread_stride * group.spread
+    return (vmin // period) * st, (vmax // period) * st + st - 1
+
+
 def _value_range(group: Group, reads: list[AxisReads], cons: np.ndarray):
     """Smallest and largest group value each consumer CN can read (inclusive)."""
     if not group.consumer_axes:
@@ -169,6 +179,8 @@ def _group_overlap(group, comps, reads, operand, c_layer, c_idx, c_starts, c_sto
     done = np.zeros(n, dtype=bool)
     if not group.producer_axes:  # broadcast axes: however many times read, one element
         return np.all([~reads[j].empty[c_idx] for j, _ in group.consumer_axes], axis=0).astype(np.int64)
+    if group.spread > 1:
+        return _spread_overlap(group, comps, reads, operand, c_layer, c_idx, c_starts, c_stops, lo, hi)
     if not group.consumer_axes:
         return count_below(np.ones(n, dtype=np.int64), comps, lo, hi)
     if len(group.consumer_axes) == 1:
@@ -198,6 +210,28 @@ def _group_overlap(group, comps, reads, operand, c_layer, c_idx, c_starts, c_sto
     if rest.size:
         result[rest] = _enumerate(group, comps, operand, c_layer, c_idx[rest], c_starts, c_stops,
                                   [x[rest] for x in lo], [x[rest] for x in hi])
+    return result
+
+
+def _spread_overlap(group, comps, reads, operand, c_layer, c_idx, c_starts, c_stops, lo, hi):
+    """Distinct producer elements a consumer reads through a repeat merged into the group:
+    consumer values are projected onto the producer's (``Group.project``). A repeat as the
+    lowest digit maps an interval of values to an interval; otherwise the values are listed."""
+    projected = group.projected(comps)
+    # the axis of the lowest digit (stride 1); the group's other axes have one index, 0
+    r = reads[min(group.consumer_axes, key=lambda axis: axis[1])[0]]
+    fast = r.is_interval[c_idx] & ~r.empty[c_idx] & (group.spread_stride == 1)
+    result = np.zeros(c_idx.shape[0], dtype=np.int64)
+    f, m = group.spread, fast
+    q_lo, q_hi = r.lo[c_idx][m] // f, (r.hi[c_idx][m] - 1) // f + 1
+    result[m] = (count_below(q_hi, projected, _sel(lo, m), _sel(hi, m))
+                 - count_below(q_lo, projected, _sel(lo, m), _sel(hi, m)))
+    for i in np.flatnonzero(~fast).tolist():
+        cn = int(c_idx[i])
+        box_lo = dict(zip(c_layer.dims, c_starts[cn].tolist()))
+        box_hi = dict(zip(c_layer.dims, c_stops[cn].tolist()))
+        values = np.unique(group.project(group_values(group, operand.axes, box_lo, box_hi)))
+        result[i] = int(in_box(values, projected, [int(x[i]) for x in lo], [int(x[i]) for x in hi]).sum())
     return result
 
 

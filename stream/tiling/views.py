@@ -32,6 +32,21 @@ class Group:
     consumer_axes: list[tuple[int, int]] = field(default_factory=list)  # (operand axis, stride)
     a: int = 1  # one consumer axis j: value = a*j + b
     b: int = 0
+    # a repeat (broadcast) merged in as one digit, of this size at this stride: consumer
+    # values differing only in it read one producer value (``project``); the producer
+    # strides above it include the factor
+    spread: int = 1
+    spread_stride: int = 1
+
+    def project(self, values):
+        """Consumer group values -> the producer values they read (the repeat dropped)."""
+        st, f = self.spread_stride, self.spread
+        return (values // (st * f)) * st + values % st
+
+    def projected(self, comps: list["Component"]) -> list["Component"]:
+        """The producer components in projected values (strides above the repeat / size)."""
+        return [Component(c.position, c.stride // self.spread if c.stride > self.spread_stride else c.stride, c.size)
+                for c in comps]
 
 
 class UnsupportedView(Exception):
@@ -80,6 +95,8 @@ def compose(producer_shape: tuple[int, ...], views, consumer_shape: tuple[int, .
         raise UnsupportedView(f"views give shape {tuple(extents)}, the operand has {tuple(consumer_shape)}")
     for j, (g, stride) in enumerate(axes):
         groups[g].consumer_axes.append((j, stride))
+    if any(g.spread > 1 and sum(1 for j, _ in g.consumer_axes if consumer_shape[j] > 1) != 1 for g in groups):
+        raise UnsupportedView("a repeated axis merged, then split again")
     return [g for g in groups if g.producer_axes or g.consumer_axes]
 
 
@@ -99,9 +116,12 @@ def _reshape(groups: list[Group], axes, extents, view: Reshape):
             if view.shape_in[i] == 1 and sum(1 for gg, _ in axes if gg == g) == 1:
                 continue  # a lone size-1 axis: always index 0
             if not groups[g].producer_axes and view.shape_in[i] > 1:
-                # a repeated axis merged with others: indices that differ only in the copy
-                # would count as distinct elements, and tiles reading only copies as none
-                raise UnsupportedView("reshape merging a repeated (broadcast) axis")
+                # a repeated axis merged with others: one such digit per group, counted per
+                # distinct element (the group's reads projected)
+                if merged.spread != 1:
+                    raise UnsupportedView("reshape merging two repeated (broadcast) axes")
+                merged.spread, merged.spread_stride = view.shape_in[i], stride_in_group
+                continue
             if groups[g].a != 1 or groups[g].b != 0 or stride_in_group % stride:
                 raise UnsupportedView("reshape of a sliced axis or of a reordered merge")
             f = stride_in_group // stride
