@@ -281,3 +281,20 @@ def test_a_rule_names_dims_by_role(write):
     plans = plan_layers(w, quad, load_mapping(INPUTS / "mappings" / "quad_core.yaml"))
     assert plans["depthwise"].inter_core == (("G", 4),)
     assert plans["dense"].inter_core == (("K", 4),)
+
+
+def test_an_elementwise_layer_follows_its_producers_rows():
+    """PyTorch's ResNet-18 keeps each Relu as a layer; the bundled mapping tiles convs by
+    rows and says nothing of Relu. Fused with its conv, the Relu is cut into the same 112
+    rows (it would otherwise be one whole-map CN between two row pipelines); a Relu whose
+    producer is untiled, or layer by layer, stays whole."""
+    from stream.mapping.ir import TileSpec
+    from stream.workload import load_workload
+
+    w = load_workload(INPUTS.parent / "tests" / "data" / "onnx" / "resnet18.classic.onnx")
+    quad = load_hardware(INPUTS / "hardware" / "quad_core.yaml")
+    plans = plan_layers(w, quad, load_mapping(INPUTS / "mappings" / "quad_core.yaml"))
+    assert plans["/relu/Relu"].intra_core == (TileSpec("OY", tile=1),)
+    assert plans["/relu/Relu"].group == plans["/conv1/Conv"].group
+    assert plans["/layer4/layer4.1/relu_1/Relu"].intra_core == (TileSpec("OY", tile=1),)
+    assert plans["/fc/Gemm"].intra_core == ()  # a Gemm: not elementwise, and no rows rule

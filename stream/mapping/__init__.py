@@ -55,7 +55,41 @@ def plan_layers(workload: Workload, accelerator: Accelerator | None, mapping: Ma
         plans = {l.name: default_plan(l, accelerator) for l in workload.layers}
     else:
         plans = _plans_from(workload, accelerator, mapping)
-    return _auto_groups(workload, accelerator, plans)
+    return _follow_producers(workload, _auto_groups(workload, accelerator, plans))
+
+
+def _follow_producers(workload: Workload, plans: dict[str, LayerPlan]) -> dict[str, LayerPlan]:
+    """An elementwise layer (every dim parallel) the mapping leaves untiled, in a fusion
+    group with the layer it reads, is cut into the rows that layer is cut into: exporters
+    keep a conv's Relu or BatchNorm as a layer of its own, and a whole-tensor CN between
+    two row-tiled layers would hold the whole map on chip and stall the pipeline."""
+    out = dict(plans)
+    for layer in workload.layers:
+        plan = out[layer.name]
+        if plan.intra_core or plan.group is None or not layer.has_dim("rows") \
+                or any(kind is not DimKind.PARALLEL for kind in layer.kinds):
+            continue
+        for op in layer.inputs:
+            for source in op.sources:
+                producer = workload.layer(source.layer)
+                spec = _rows_tiling(producer, out[producer.name])
+                if out[producer.name].group == plan.group and spec is not None \
+                        and producer.size(producer.resolve_dim("rows")) == layer.size(layer.resolve_dim("rows")):
+                    rows = layer.resolve_dim("rows")
+                    out[layer.name] = dataclasses.replace(plan, intra_core=(dataclasses.replace(spec, dim=rows),))
+                    break
+            if out[layer.name] is not plan:
+                break
+    return out
+
+
+def _rows_tiling(layer: Layer, plan: LayerPlan) -> TileSpec | None:
+    """How ``plan`` cuts the layer's rows, if it does."""
+    if not layer.has_dim("rows"):
+        return None
+    rows = layer.resolve_dim("rows")
+    return next((spec for spec in plan.intra_core if layer.has_dim(spec.dim) and layer.resolve_dim(spec.dim) == rows),
+                None)
 
 
 def _plans_from(workload: Workload, accelerator: Accelerator, mapping: Mapping) -> dict[str, LayerPlan]:
