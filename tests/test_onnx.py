@@ -728,3 +728,28 @@ def test_nearest_upsampling_is_a_view(tmp_path):
     """Resize x2, nearest: each value repeated twice along each axis, no layer."""
     wl = _resize_model(tmp_path, "nearest")
     assert [l.name for l in wl.layers] == ["relu"]
+
+
+def _erf_gelu(extra_reader: bool):
+    nodes = [mk("Relu", ["x"], ["h"], name="h"),
+             mk("Div", ["h", "sqrt2"], ["d"], name="act/Div"), mk("Erf", ["d"], ["e"], name="act/Erf"),
+             mk("Add", ["e", "one"], ["a"], name="act/Add"), mk("Mul", ["h", "a"], ["m"], name="act/Mul"),
+             mk("Mul", ["m", "half"], ["y"], name="act/Mul_1")]
+    if extra_reader:
+        nodes.append(mk("Relu", ["e"], ["z"], name="z"))
+    inits = [numpy_helper.from_array(np.array(v, dtype=np.float32), n)
+             for n, v in (("sqrt2", 1.4142135), ("one", 1.0), ("half", 0.5))]
+    return nodes, inits
+
+
+def test_the_erf_form_of_gelu_is_one_layer(tmp_path):
+    """x * (1 + erf(x / sqrt 2)) * 0.5, as the classic exporter writes GELU at opset 17
+    (Div, Erf, Add, Mul, Mul): one Gelu layer reading x, named after its scope; with a
+    second reader of erf's output it stays five layers."""
+    nodes, inits = _erf_gelu(extra_reader=False)
+    wl = load_onnx(save(tmp_path, nodes, [("x", [4, 8])], ["y"], inits, name="fused"))
+    assert [(l.name, l.op_type) for l in wl.layers] == [("h", "Relu"), ("act/Gelu", "Gelu")]
+    assert wl.layer("act/Gelu").operand("I").sources == (Source("h"),)
+    nodes, inits = _erf_gelu(extra_reader=True)
+    wl = load_onnx(save(tmp_path, nodes, [("x", [4, 8])], ["y", "z"], inits, name="shared"))
+    assert [l.op_type for l in wl.layers] == ["Relu", "Div", "Erf", "Add", "Mul", "Mul", "Relu"]

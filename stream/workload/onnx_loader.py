@@ -96,7 +96,7 @@ def load_onnx(path, *, dims: dict[str, int] | None = None, act_bits: int = 8, we
     (``{"batch": 1, "seq": 128}``); an axis still unknown after shape inference and constant
     folding is an error naming the tensor."""
     file = str(path)
-    model = _read_model(file)
+    model = _fuse_gelu(_read_model(file))
     ctx = _Context(file, model, act_bits, weight_bits, psum_bits, dict(dims or {}))
     for index, node in enumerate(model.graph.node):
         ctx.visit(node, index)
@@ -118,6 +118,71 @@ def _read_model(file: str) -> onnx.ModelProto:
     if model.ir_version <= 0 or not model.HasField("graph") or not model.graph.node:
         raise InputError(file, "<file>", "an ONNX model with a graph of nodes")
     return model
+
+
+def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The erf form of GELU as exporters write it before opset 20, x * (1 + erf(x / sqrt 2))
+    * 0.5 (Div, Erf, Add, Mul, Mul), is one Gelu layer, as it is one operation on the
+    accelerator's vector unit; the intermediate tensors must have no other reader."""
+    nodes = list(model.graph.node)
+    readers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for t in node.input:
+            readers.setdefault(t, []).append(i)
+    producer = {t: i for i, node in enumerate(nodes) for t in node.output}
+    scalars = _scalar_constants(model)
+
+    def only_reader(tensor: str, op: str) -> int | None:
+        found = readers.get(tensor, [])
+        return found[0] if len(found) == 1 and nodes[found[0]].op_type == op else None
+
+    def other(node, tensor: str) -> str:
+        return node.input[1] if node.input[0] == tensor else node.input[0]
+
+    def near(tensor: str, value: float) -> bool:
+        return tensor in scalars and abs(scalars[tensor] - value) < 1e-3
+
+    fused, drop = {}, set()
+    for e, erf in enumerate(nodes):
+        if erf.op_type != "Erf" or erf.input[0] not in producer:
+            continue
+        d = producer[erf.input[0]]
+        div = nodes[d]
+        if div.op_type != "Div" or not near(div.input[1], math.sqrt(2)) or only_reader(div.output[0], "Erf") != e:
+            continue
+        x = div.input[0]
+        a = only_reader(erf.output[0], "Add")
+        m1 = only_reader(nodes[a].output[0], "Mul") if a is not None and near(other(nodes[a], erf.output[0]), 1.0) else None
+        if m1 is None or other(nodes[m1], nodes[a].output[0]) != x:
+            continue
+        m2 = only_reader(nodes[m1].output[0], "Mul")
+        if m2 is None or not near(other(nodes[m2], nodes[m1].output[0]), 0.5):
+            continue
+        scope = erf.name.rsplit("/", 1)[0] if "/" in erf.name else erf.name
+        fused[m2] = helper.make_node("Gelu", [x], [nodes[m2].output[0]], name=f"{scope}/Gelu" if scope else "")
+        drop.update((d, e, a, m1))
+    if not fused:
+        return model
+    model = copy.deepcopy(model)
+    del model.graph.node[:]
+    model.graph.node.extend(fused.get(i, node) for i, node in enumerate(nodes) if i not in drop)
+    return model
+
+
+def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
+    """Values of the one-element constants (initializers and Constant nodes)."""
+    out = {}
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
+                                               for a in n.attribute if a.name == "value"]
+    names = [t.name for t in model.graph.initializer] + [n.output[0] for n in model.graph.node
+                                                          if n.op_type == "Constant" and any(a.name == "value" for a in n.attribute)]
+    for name, t in zip(names, tensors):
+        if math.prod(t.dims) == 1 and t.data_location != onnx.TensorProto.EXTERNAL:
+            try:
+                out[name] = float(numpy_helper.to_array(t).reshape(-1)[0])
+            except (ValueError, TypeError):
+                pass
+    return out
 
 
 def _opset(model: onnx.ModelProto, domain: str = "") -> int:
