@@ -753,3 +753,17 @@ def test_the_erf_form_of_gelu_is_one_layer(tmp_path):
     nodes, inits = _erf_gelu(extra_reader=True)
     wl = load_onnx(save(tmp_path, nodes, [("x", [4, 8])], ["y", "z"], inits, name="shared"))
     assert [l.op_type for l in wl.layers] == ["Relu", "Div", "Erf", "Add", "Mul", "Mul", "Relu"]
+
+
+@pytest.mark.parametrize("attrs, crop", [
+    ({"auto_pad": "SAME_UPPER"}, 0),  # total 2*4 + 3 - 10 = 1 cropped: the odd one at the end
+    ({"auto_pad": "SAME_LOWER"}, 1),  # ... at the start
+    ({"output_shape": [10, 10]}, 1),  # pads derived as for SAME_LOWER (ONNX's ConvTranspose)
+    ({"pads": [1, 1, 1, 1], "output_padding": [1, 1]}, 1),  # 8 + 3 - 2 + 1 = 10
+])
+def test_a_transposed_conv_crops_its_output_as_onnx_says(tmp_path, attrs, crop):
+    """A 5x5 input, 3x3 kernel, stride 2, into a 10x10 output: output row 2*iy + fy - crop."""
+    path = save(tmp_path, [mk("ConvTranspose", ["x", "w"], ["y"], name="up", strides=[2, 2], **attrs)],
+                [("x", [1, 4, 5, 5])], ["y"], [weight("w", [4, 2, 3, 3])])
+    layer = load_onnx(path).layer("up")
+    assert layer.output.axes[2] == AxisExpr((("IY", 2), ("FY", 1)), 10, -crop)

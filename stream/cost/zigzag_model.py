@@ -146,7 +146,7 @@ def prepare(core: Core, layer: Layer, sizes: dict[str, int] | None = None,
             if len(terms) == 2:
                 (a, sa), (b, sb) = terms
                 if sa < 0 or sb < 0:
-                    raise NotZigZag("an input axis with a negative coefficient")
+                    raise NotZigZag("an axis summing loop dims with a negative coefficient")
                 clip = min(_zz_pr_size(sa, sizes[a], sb, sizes[b]), axis.extent)
                 key = (a, sa, b, sb)
                 for rel in relations:

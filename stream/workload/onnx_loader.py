@@ -171,16 +171,22 @@ def _fuse_gelu(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _scalar_constants(model: onnx.ModelProto) -> dict[str, float]:
     """Values of the one-element constants (initializers and Constant nodes)."""
+    return {name: float(value.reshape(-1)[0]) for name, value in _constant_values(model.graph, 1).items()
+            if value.size == 1}
+
+
+def _constant_values(graph: onnx.GraphProto, limit: int) -> dict[str, np.ndarray]:
+    """Values of the constants of at most ``limit`` elements stored in the file
+    (initializers and Constant nodes with a tensor value; weights left out have none)."""
+    tensors = [(t.name, t) for t in graph.initializer]
+    tensors += [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant"
+                for a in n.attribute if a.name == "value"]
     out = {}
-    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node if n.op_type == "Constant"
-                                               for a in n.attribute if a.name == "value"]
-    names = [t.name for t in model.graph.initializer] + [n.output[0] for n in model.graph.node
-                                                          if n.op_type == "Constant" and any(a.name == "value" for a in n.attribute)]
-    for name, t in zip(names, tensors):
-        if math.prod(t.dims) == 1 and t.data_location != onnx.TensorProto.EXTERNAL:
+    for name, t in tensors:
+        if math.prod(t.dims) <= limit and t.data_location != onnx.TensorProto.EXTERNAL:
             try:
-                out[name] = float(numpy_helper.to_array(t).reshape(-1)[0])
-            except (ValueError, TypeError):
+                out[name] = numpy_helper.to_array(t)
+            except (ValueError, TypeError):  # declared without its data
                 pass
     return out
 
@@ -260,13 +266,7 @@ def _fold_constants(work: onnx.ModelProto, inferred: onnx.ModelProto) -> bool:
     from onnx.reference import ReferenceEvaluator
 
     graph = work.graph
-    known = {}
-    for t in graph.initializer:
-        if t.data_location != onnx.TensorProto.EXTERNAL and math.prod(t.dims) <= FOLD_LIMIT:
-            try:
-                known[t.name] = numpy_helper.to_array(t)
-            except (ValueError, TypeError):  # declared without its data (weights left out)
-                pass
+    known = _constant_values(graph, FOLD_LIMIT)
     static = {}
     for value in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = value.type.tensor_type.shape.dim if value.type.HasField("tensor_type") else ()
@@ -386,15 +386,10 @@ class _Context:
             self._set_outputs(node, (_Part("const"),))  # folded at load time: no work at run time
         else:
             try:
-                if op in VIEW_OPS:
-                    VIEW_OPS[op](self, node)
-                elif op in LAYER_OPS:
-                    layer = LAYER_OPS[op](self, node, name)
-                    if layer is not None:  # None: the node was a view after all (a Gather of constant indices)
-                        self.layers.append(layer)
-                        self._set_outputs(node, (_Part("layer", name),))
-                else:
-                    raise _Unsupported
+                layer = self._translate(node, name)
+                if layer is not None:
+                    self.layers.append(layer)
+                    self._set_outputs(node, (_Part("layer", name),))
             except _Unsupported:
                 self.unsupported.append((name, op))
                 self._set_outputs(node, None)
@@ -406,12 +401,8 @@ class _Context:
         unknown = [t for t in node.input if t and self.origins[t] is None]
         for t in unknown:
             self.origins[t] = (_Part("input"),)
-        layers = len(self.layers)
         try:
-            if node.op_type in VIEW_OPS:
-                VIEW_OPS[node.op_type](self, node)
-            elif node.op_type in LAYER_OPS:
-                LAYER_OPS[node.op_type](self, node, name)
+            self._translate(node, name)
             return True
         except _Unsupported:
             return False
@@ -420,7 +411,16 @@ class _Context:
         finally:
             for t in unknown:
                 self.origins[t] = None
-            del self.layers[layers:]
+
+    def _translate(self, node: onnx.NodeProto, name: str) -> Layer | None:
+        """The node's layer; None for a view (which aliases its output), including a
+        Gather of constant indices. Raises _Unsupported for a form we lack."""
+        if node.op_type in VIEW_OPS:
+            VIEW_OPS[node.op_type](self, node)
+            return None
+        if node.op_type in LAYER_OPS:
+            return LAYER_OPS[node.op_type](self, node, name)
+        raise _Unsupported
 
     def _check_stream_node(self, node: onnx.NodeProto, name: str) -> None:
         """A node of our ``stream`` domain: the model imports the domain, and the op exists."""
@@ -681,14 +681,7 @@ def _conv_transpose(ctx: _Context, node, name) -> Layer:
     kernel = list(ws[2:])
     strides = list(_attr(node, "strides", [1] * n))
     dilations = list(_attr(node, "dilations", [1] * n))
-    auto = _attr(node, "auto_pad", "NOTSET")
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        total = [strides[i] * (xs[2 + i] - 1) + (kernel[i] - 1) * dilations[i] + 1 - ys[2 + i] for i in range(n)]
-        pads = [t - t // 2 if auto == "SAME_UPPER" else t // 2 for t in total]  # ONNX's rule for ConvTranspose
-    elif auto == "VALID":
-        pads = [0] * n
-    else:
-        pads = list(_attr(node, "pads", [0] * (2 * n)))[:n]
+    pads = _transpose_pad_begins(node, xs[2:], ys[2:], kernel, strides, dilations)
     sp = _spatial(n)
     dims = [("B", xs[0], PAR), ("K", ys[1], PAR), ("C", xs[1], RED)]
     dims += [(f"I{s}", xs[2 + i], PAR) for i, s in enumerate(sp)] + [(f"F{s}", kernel[i], RED) for i, s in enumerate(sp)]
@@ -700,6 +693,23 @@ def _conv_transpose(ctx: _Context, node, name) -> Layer:
     attrs = [("bias", True)] if len(node.input) > 2 and node.input[2] else []
     return ctx.layer(node, name, dims, [_ax("B", ys[0]), _ax("K", ys[1]), *out_sp], inputs, attrs,
                      names=(("rows", f"I{sp[0]}"),))
+
+
+def _transpose_pad_begins(node, in_sizes, out_sizes, kernel, strides, dilations) -> list[int]:
+    """Output elements a transposed conv crops at the start of each spatial axis (ONNX's
+    ConvTranspose): ``pads``, or, with ``auto_pad`` SAME_* or an ``output_shape``, the total
+    ``s*(in - 1) + output_padding + d*(k - 1) + 1 - out`` split with the odd one at the end
+    for SAME_UPPER and at the start otherwise."""
+    n = len(in_sizes)
+    auto = _attr(node, "auto_pad", "NOTSET")
+    if auto == "VALID":
+        return [0] * n
+    if auto in ("SAME_UPPER", "SAME_LOWER") or _attr(node, "output_shape") is not None:
+        extra = list(_attr(node, "output_padding", [0] * n))
+        total = [strides[i] * (in_sizes[i] - 1) + extra[i] + dilations[i] * (kernel[i] - 1) + 1 - out_sizes[i]
+                 for i in range(n)]
+        return [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+    return list(_attr(node, "pads", [0] * (2 * n)))[:n]
 
 
 def _resize(ctx: _Context, node, name) -> Layer | None:
