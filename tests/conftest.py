@@ -44,3 +44,12 @@ def peer_files(pattern: str) -> list[Path]:
     files = sorted(PEERS.glob(pattern))
     assert files, f"no peer files match {pattern}"
     return files
+
+
+def save_graph(graph, path: Path, opset: int = 17) -> Path:
+    """Write an ONNX graph as a model of the default domain at ``opset``; the path."""
+    import onnx
+    from onnx import helper
+
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path)
+    return path

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import INPUTS, PEERS, needs_peers
+from conftest import INPUTS, PEERS, needs_peers, save_graph
 from stream.cli import EXIT_INPUT_ERROR, main
 
 RESULT_KEYS = {"schema_version", "latency_cycles", "latency_s", "energy_pj", "peak_memory_bytes", "num_cns"}
@@ -252,7 +252,6 @@ def test_the_cli_defaults_are_the_librarys():
 
 def test_dim_sizes_a_symbolic_input(tmp_path, capsys):
     """An ONNX model with a symbolic batch runs only once --dim gives its size."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -260,7 +259,7 @@ def test_dim_sizes_a_symbolic_input(tmp_path, capsys):
         [helper.make_tensor_value_info("x", TensorProto.INT8, ["batch", 16])],
         [helper.make_tensor_value_info("y", TensorProto.INT8, ["batch", 16])])
     path = tmp_path / "sym.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     case = ["run", "-w", str(path), "-a", str(INPUTS / "hardware" / "single_core.yaml"), "--allocator", "greedy", "-q"]
     assert main(case) == EXIT_INPUT_ERROR
     assert "expected a size for every symbolic dim (--dim NAME=VALUE, dims= in the API), got \"'batch' (x axis 0)\"" \

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import INPUTS
+from conftest import INPUTS, save_graph
 from test_pipeline import DRAM
 from stream.cost import CostModel, core_signature
 from stream.errors import InputError
@@ -460,7 +460,6 @@ def test_a_dataflow_names_a_dim_by_any_of_its_names(tmp_path, model):
     which for a 4-D elementwise layer is its last axis (the field's classic names B, H, D,
     K). An Add over one row of a 64-channel, 56-column map puts its 56 columns on 56 of the
     64 lanes and runs its 64 channels in time: 64 cycles, not 3,584 on one lane."""
-    import onnx
     from onnx import TensorProto, helper
 
     from stream.hardware.loader import load_core
@@ -471,7 +470,7 @@ def test_a_dataflow_names_a_dim_by_any_of_its_names(tmp_path, model):
         [helper.make_node("Add", ["a", "b"], ["y"], name="add")], "g",
         [helper.make_tensor_value_info(n, TensorProto.INT8, shape) for n in ("a", "b")],
         [helper.make_tensor_value_info("y", TensorProto.INT8, shape)])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "add.onnx")
+    save_graph(graph, tmp_path / "add.onnx")
     add = load_onnx(tmp_path / "add.onnx").layer("add")
     assert add.dims == ("B", "C", "OY", "OX") and add.resolve_dim("K") == "OX"
     text = (INPUTS / "hardware" / "cores" / "simd_64.yaml").read_text()
@@ -517,7 +516,6 @@ def test_a_port_narrower_than_one_element_unrolls_nothing_it_serves(tmp_path, wr
 def test_more_than_two_inputs_use_the_roofline(tmp_path):
     """ZigZag's operands are one input and one weight: a Where (condition, then, else),
     as every exported attention mask has, is priced by the roofline and says so."""
-    import onnx
     from onnx import TensorProto, helper
 
     from stream.workload.onnx_loader import load_onnx
@@ -527,7 +525,7 @@ def test_more_than_two_inputs_use_the_roofline(tmp_path):
         [helper.make_tensor_value_info("c", TensorProto.BOOL, [8, 16])]
         + [helper.make_tensor_value_info(n, TensorProto.INT8, [8, 16]) for n in ("a", "b")],
         [helper.make_tensor_value_info("y", TensorProto.INT8, [8, 16])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "where.onnx")
+    save_graph(graph, tmp_path / "where.onnx")
     where = load_onnx(tmp_path / "where.onnx").layer("where")
     acc = load_hardware(QUAD)
     cost = CostModel(acc, cache_dir=False).cost(where, {d: (0, n) for d, n in zip(where.dims, where.sizes)}, acc.core(5))
@@ -543,7 +541,6 @@ def test_a_grouped_conv_is_priced_by_the_roofline_not_a_crash(tmp_path):
     before). The roofline prices it, and says why: on the 32x32 core's fixed K x C dataflow,
     ceil(4/32) x ceil(4/32) x 2 x 36 x 9 = 648 cycles."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from stream.workload.onnx_loader import load_onnx
@@ -553,7 +550,7 @@ def test_a_grouped_conv_is_priced_by_the_roofline_not_a_crash(tmp_path):
         [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 8, 6, 6])],
         [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 8, 6, 6])],
         [numpy_helper.from_array(np.zeros((8, 4, 3, 3), dtype=np.int8), "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "g.onnx")
+    save_graph(graph, tmp_path / "g.onnx")
     conv = load_onnx(tmp_path / "g.onnx").layer("gc")
     acc = load_hardware(QUAD)
     cost = CostModel(acc, cache_dir=False).cost(conv, {d: (0, n) for d, n in zip(conv.dims, conv.sizes)}, acc.core(0))

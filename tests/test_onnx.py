@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import PEERS, needs_peers
+from conftest import PEERS, needs_peers, save_graph
 from stream.errors import InputError, UnsupportedOperatorsError
 from stream.workload.ir import AxisExpr, Broadcast, DimKind, Gathered, Place, Reshape, Role, Slice, Source, Transpose
 from stream.workload.onnx_loader import load_onnx
@@ -492,7 +492,7 @@ def test_element_type_sets_the_width(tmp_path, elem_type, bits, psum, noted):
         [helper.make_tensor_value_info("x", elem_type, [2, 4])],
         [helper.make_tensor_value_info("y", elem_type, [2, 8])], [weight])
     path = tmp_path / "mm.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     wl = load_onnx(path)
     layer = wl.layer("mm")
     assert [(op.name, op.precision) for op in layer.operands] == [("O", bits), ("I", bits), ("W", bits)]
@@ -517,7 +517,7 @@ def test_an_embedding_reads_only_the_rows_it_selects(tmp_path):
         [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 64])],
         [helper.make_tensor_value_info("e", TensorProto.FLOAT, [1, 64, 128])], [weight("table", [1000, 128])])
     path = tmp_path / "embed.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     layer = load_onnx(path).layer("embed")
     assert layer.op_type == "Gather" and sizes(layer) == {"B": 1, "D": 64, "K": 128} and layer.macs == 64 * 128
     box = {d: (0, n) for d, n in zip(layer.dims, layer.sizes)}
@@ -576,7 +576,7 @@ def test_an_axis_of_unknown_size_is_an_error_not_a_guess(tmp_path):
          helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     path = tmp_path / "runtime_shape.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     with pytest.raises(InputError, match=r"runtime_shape\.onnx: tensor r: expected axes of known size after shape "
                                          r"inference and constant folding, got 'axis 0 of unknown size'"):
         load_onnx(path)
@@ -671,7 +671,7 @@ def test_an_upsampling_transposed_conv_has_exact_dependencies(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 3, 8, 8])],
         [helper.make_tensor("w", TensorProto.INT8, [2, 3, 2, 2], [0] * 24)])
     path = tmp_path / "up.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     wl = load_onnx(path)
     mapping = tmp_path / "rows.yaml"
     mapping.write_text("version: 1\nfusion_groups:\n  - {layers: [up, relu]}\nlayers:\n"
@@ -693,7 +693,7 @@ def _resize_model(tmp_path, mode):
         [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 1, 8, 8])],
         [numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")])
     path = tmp_path / f"{mode}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     return load_onnx(path)
 
 

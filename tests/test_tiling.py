@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import INPUTS
+from conftest import INPUTS, save_graph
 from stream.cli import main
 from stream.errors import InputError
 from stream.hardware import load_hardware
@@ -146,7 +146,6 @@ def test_a_network_input_two_layers_read_is_one_dram_tensor(tmp_path):
     """x (4 x 8, int8) feeds two MatMuls, as a SwiGLU's input feeds its two up-projections:
     cut by rows into 2 tiles, x is 2 segments of 2 x 8 x 8 = 128 bits that both layers'
     CNs share, so the run fetches 256 bits of it, once, not 512."""
-    import onnx
     from onnx import TensorProto, helper
 
     from stream import api
@@ -159,7 +158,7 @@ def test_a_network_input_two_layers_read_is_one_dram_tensor(tmp_path):
         [helper.make_tensor_value_info("y", TensorProto.INT8, [4, 4])],
         [helper.make_tensor(w, TensorProto.INT8, [8, 4], [0] * 32) for w in ("w1", "w2")])
     path = tmp_path / "two_readers.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    save_graph(graph, path)
     w = load_workload(path)
     assert w.layer("up").operand("I").tensor == w.layer("gate").operand("I").tensor == "x"
     mapping = tmp_path / "rows.yaml"
